@@ -1,0 +1,202 @@
+/**
+ * One subscription on the memory bus: replays history from the topic logs at
+ * the pace of its sink, then switches to live pushes in the same synchronous
+ * step, so nothing is lost or delivered twice.
+ *
+ * Replay state is a min-heap of "replay heads", one per matching topic with
+ * events still to deliver, ordered by the global position of the topic's next
+ * event, so several logs merge in publish order. While the subscription
+ * replays, a publish on a matching topic does not push to the sink; it only
+ * makes sure the topic has a replay head (this is how a topic created during
+ * replay joins). Heads hold seqs, not events, so trimming while paused is
+ * noticed when the head is next read and reported as a gap.
+ */
+
+import { type BusSubscription, BusError, type DeliverySink, type GapNotice, type StoredEvent } from "./bus.js";
+import { MinHeap } from "./memory-heap.js";
+import type { TopicLog } from "./topic-log.js";
+
+/** Where one topic's replay stands: the next seq to deliver, keyed by that event's global position. */
+export interface ReplayHead {
+  readonly log: TopicLog;
+  /** Next seq to deliver; below `log.firstSeq` when events were trimmed (a gap). */
+  nextSeq: number;
+  /** Global position of the first retained event at or after nextSeq, as last seen (may lag after trims). */
+  key: number;
+}
+
+/** How a subscription starts, computed by `planStart` from the start position and the bus state. */
+export interface ReplayPlan {
+  /** Topics with events to replay, each with the first seq to deliver (<= log.lastSeq). */
+  readonly heads: readonly { readonly log: TopicLog; readonly nextSeq: number }[];
+  /** Global position already covered: later offers at or below it are ignored. */
+  readonly position: number;
+  /** Events with a lower seq are never delivered (from_seq on an exact topic; 0 otherwise). */
+  readonly minSeq: number;
+  /** Send a "reset" gap before anything else (cursor from another bus instance). */
+  readonly reset: boolean;
+}
+
+/** What a subscription needs from the bus that owns it. */
+export interface SubscriptionHost {
+  /** Removes the subscription from every index and counter; called exactly once, from close(). */
+  detach(subscription: MemorySubscription): void;
+  /** Reports an exception thrown by a sink (the subscription is closed after it). */
+  sinkFailed(error: unknown): void;
+}
+
+/** A memory-bus subscription; the bus creates it, indexes it, then calls `start`. */
+export class MemorySubscription implements BusSubscription {
+  private closed = false;
+  private live = false;
+  private draining = false;
+  private resetPending = false;
+  private position = 0;
+  private minSeq = 0;
+  private readonly heap = new MinHeap<ReplayHead>();
+  private readonly heads = new Map<TopicLog, ReplayHead>();
+
+  constructor(
+    /** The exact topic or pattern subscribed to. */
+    readonly pattern: string,
+    private readonly sink: DeliverySink,
+    private readonly host: SubscriptionHost,
+  ) {}
+
+  /** Applies the plan and replays synchronously as far as the sink accepts. */
+  start(plan: ReplayPlan): void {
+    this.position = plan.position;
+    this.minSeq = plan.minSeq;
+    this.resetPending = plan.reset;
+    for (const h of plan.heads) this.addHead(h.log, h.nextSeq);
+    this.drain();
+  }
+
+  /** Called by the bus for every published event whose topic matches, in publish order. */
+  offer(log: TopicLog, event: StoredEvent, global: number, seq: number): void {
+    if (this.closed || global <= this.position || seq < this.minSeq) return;
+    if (this.live) {
+      this.position = global;
+      this.send(event);
+      return;
+    }
+    // Replaying: the event will be read from the log. A head that exists already covers it.
+    if (!this.heads.has(log)) this.addHead(log, seq);
+  }
+
+  resume(): void {
+    this.drain();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.heap.clear();
+    this.heads.clear();
+    this.host.detach(this);
+  }
+
+  private addHead(log: TopicLog, nextSeq: number): void {
+    const head: ReplayHead = { log, nextSeq, key: log.globalAt(Math.max(nextSeq, log.firstSeq)) };
+    this.heads.set(log, head);
+    this.heap.push(head);
+  }
+
+  /** Replays while the sink wants more; goes live once every head is exhausted. Reentrant calls are no-ops. */
+  private drain(): void {
+    if (this.draining || this.live || this.closed) return;
+    this.draining = true;
+    try {
+      while (!this.closed) {
+        if (this.resetPending) {
+          if (!this.wantsMore()) return;
+          this.resetPending = false;
+          this.sendGap({ topic: this.pattern, fromSeq: 0n, toSeq: 0n, cause: "reset" });
+          continue;
+        }
+        const head = this.heap.peek();
+        if (head === undefined) {
+          // Caught up: every matching event so far was delivered. Later publishes push.
+          this.live = true;
+          this.heads.clear();
+          return;
+        }
+        if (!this.wantsMore()) return;
+        const log = head.log;
+        const seq = Math.max(head.nextSeq, log.firstSeq);
+        const key = log.globalAt(seq);
+        if (key !== head.key) {
+          // Trimmed since the head was keyed: its real position is later; reorder and look again.
+          head.key = key;
+          this.heap.fixTop();
+          continue;
+        }
+        // Update all state before calling out: the sink may publish, resume or close re-entrantly.
+        this.heap.pop();
+        const event = log.at(seq);
+        const missedFrom = head.nextSeq;
+        head.nextSeq = seq + 1;
+        if (head.nextSeq <= log.lastSeq) {
+          head.key = log.globalAt(head.nextSeq);
+          this.heap.push(head);
+        } else {
+          this.heads.delete(log);
+        }
+        this.position = key;
+        if (missedFrom < seq) {
+          this.sendGap({ topic: log.topic, fromSeq: BigInt(missedFrom), toSeq: BigInt(seq - 1), cause: "trimmed" });
+          if (this.closed) return;
+        }
+        this.send(event);
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private wantsMore(): boolean {
+    try {
+      return this.sink.wantsMore();
+    } catch (error) {
+      this.fail(error);
+      return false;
+    }
+  }
+
+  private send(event: StoredEvent): void {
+    try {
+      this.sink.event(event);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private sendGap(gap: GapNotice): void {
+    try {
+      this.sink.gap(gap);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /**
+   * The sink threw: close, report, and tell the sink once through its optional
+   * `fail` so its stream ends instead of idling on heartbeats. This is the one
+   * call a sink gets after its subscription closed, and only when the bus closed it.
+   */
+  private fail(error: unknown): void {
+    if (this.closed) return;
+    this.close();
+    try {
+      this.host.sinkFailed(error);
+    } catch {
+      // A failing error reporter must not break the publisher's fan-out either.
+    }
+    const detail = error instanceof Error ? error.message : String(error);
+    try {
+      this.sink.fail?.(new BusError("unavailable", `bus subscription closed: its sink threw (${detail})`));
+    } catch {
+      // Same: contained.
+    }
+  }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/** The `runnel` command: serve, publish, subscribe, streams. */
+import { ConfigError } from "./config.js";
+import { CliError } from "./cli/common.js";
+import { publish } from "./cli/publish.js";
+import { serve } from "./cli/serve.js";
+import { streams } from "./cli/streams.js";
+import { subscribe } from "./cli/subscribe.js";
+
+const USAGE = `usage: runnel <command> [options]
+
+commands:
+  serve       run the hub (runnel serve --help for options)
+  publish     runnel publish TOPIC [DATA | -] [-H key=value]...
+  subscribe   runnel subscribe PATTERN [--last N | --from-seq N | --earliest | --after CURSOR] [--json]
+  streams     runnel streams [--json] [--close ID]
+
+client commands take --url URL (default $RUNNEL_URL or http://127.0.0.1:8080)
+and --protocol connect|grpc|grpc-web.`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, publish, subscribe, streams };
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    console.log(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) throw new CliError(`unknown command "${command}"\n${USAGE}`, 2);
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    const known = e instanceof CliError || e instanceof ConfigError || (e instanceof Error && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"));
+    console.error(`runnel: ${e instanceof Error ? e.message : String(e)}`);
+    if (!known && e instanceof Error && process.env.RUNNEL_DEBUG) console.error(e.stack);
+    process.exit(e instanceof CliError ? e.exitCode : known ? 2 : 1);
+  },
+);

@@ -1,0 +1,76 @@
+/**
+ * What every client command shares: where the server is, how a transport is
+ * made, how Ctrl-C cancels the call, and how errors become one clear line.
+ */
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+
+/** A user-facing failure: printed as one line, exit code attached. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+/** Exit code for a command interrupted by Ctrl-C (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
+
+/** Flags every client command accepts. */
+export const CLIENT_OPTIONS = {
+  url: { type: "string" },
+  protocol: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+/** Build a transport to the server from --url / RUNNEL_URL and --protocol (connect, grpc, grpc-web). */
+export function clientTransport(url: string | undefined, protocol: string | undefined): Transport {
+  const baseUrl = url ?? process.env.RUNNEL_URL ?? "http://127.0.0.1:8080";
+  if (!/^https?:\/\//.test(baseUrl)) throw new CliError(`--url must start with http:// or https://, got "${baseUrl}"`);
+  switch (protocol ?? "connect") {
+    case "connect":
+      return createConnectTransport({ baseUrl, httpVersion: "2" });
+    case "grpc":
+      return createGrpcTransport({ baseUrl });
+    case "grpc-web":
+      return createGrpcWebTransport({ baseUrl, httpVersion: "2" });
+    default:
+      throw new CliError(`--protocol must be connect, grpc or grpc-web, got "${protocol}"`);
+  }
+}
+
+/** An AbortSignal that aborts on Ctrl-C (SIGINT) or SIGTERM; `interrupted()` tells whether that happened. */
+export function interruptSignal(): { signal: AbortSignal; interrupted: () => boolean; dispose: () => void } {
+  const controller = new AbortController();
+  let hit = false;
+  const onSignal = (): void => {
+    hit = true;
+    controller.abort(new ConnectError("interrupted", Code.Canceled));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    interrupted: () => hit,
+    dispose: () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+/** Turn any error from a call into a CliError with one readable line. */
+export function describeCallError(e: unknown, url: string | undefined): CliError {
+  if (e instanceof CliError) return e;
+  if (e instanceof ConnectError) {
+    const cause = e.cause instanceof Error ? e.cause.message : "";
+    if (e.code === Code.Unavailable && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/.test(cause + e.rawMessage)) {
+      return new CliError(`cannot reach runnel at ${url ?? process.env.RUNNEL_URL ?? "http://127.0.0.1:8080"}: ${cause || e.rawMessage}`);
+    }
+    return new CliError(`${Code[e.code]}: ${e.rawMessage}`);
+  }
+  return new CliError(e instanceof Error ? e.message : String(e));
+}

@@ -1,0 +1,208 @@
+/**
+ * The runnel server: one port for HTTP/1.1 and cleartext HTTP/2 (or TLS with
+ * ALPN), Connect + gRPC + gRPC-web routes, /metrics and /healthz, HTTP/2
+ * keepalive, the write-stall watchdog and graceful shutdown.
+ */
+import { createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { readFileSync } from "node:fs";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import net, { type AddressInfo, type Socket } from "node:net";
+import tls from "node:tls";
+import { pino, type Logger } from "pino";
+import type { Bus } from "./bus/bus.js";
+import { createMemoryBus } from "./bus/memory-bus.js";
+import { DEFAULTS, type Config } from "./config.js";
+import { createMetrics, type Metrics } from "./metrics.js";
+import { Connections } from "./net/connections.js";
+import { isDeadSession, keepAlive } from "./net/keepalive.js";
+import { routeByPreface } from "./net/preface-router.js";
+import { createAdminService } from "./services/admin-service.js";
+import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
+import { Ledger } from "./stream/ledger.js";
+import { transportKey, transportOf, type Transport } from "./stream/transport.js";
+import { AdminService } from "../gen/runnel/v1/admin_pb.js";
+import { EventService } from "../gen/runnel/v1/event_pb.js";
+
+/** A running (or ready to run) server. */
+export interface RunnelServer {
+  readonly config: Config;
+  readonly ledger: Ledger;
+  readonly bus: Bus;
+  readonly metrics: Metrics;
+  readonly connections: Connections;
+  readonly log: Logger;
+  /** Base URL once listening, for example http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly port: number;
+  listen(): Promise<void>;
+  /**
+   * Graceful shutdown: refuse new work, send every stream Closing with its
+   * resume cursor (they end with Unavailable), close HTTP/2 sessions and idle
+   * sockets, wait up to the grace period, then cut whatever is left.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+  readonly shuttingDown: boolean;
+}
+
+/** Options that are not flags: injected parts for tests and embedding. */
+export interface ServerParts {
+  bus?: Bus;
+  logger?: Logger;
+}
+
+type NodeRequest = IncomingMessage | Http2ServerRequest;
+type NodeResponse = ServerResponse | Http2ServerResponse;
+
+/** Build a server from a config. Nothing listens until `listen()`. */
+export function createServer(partial: Partial<Config> = {}, parts: ServerParts = {}): RunnelServer {
+  const config: Config = { ...DEFAULTS, ...partial };
+  const log = parts.logger ?? pino({ level: config.logLevel, base: undefined });
+  const bus =
+    parts.bus ??
+    createMemoryBus({ retentionEvents: config.retentionEvents, retentionBytes: config.retentionBytes, maxTopics: config.maxTopics });
+  const ledger = new Ledger();
+  const metrics = createMetrics(ledger, bus, [SUBSCRIBE_RPC]);
+  const connections = new Connections();
+  const transports = new WeakMap<NodeRequest, Transport>();
+  let shuttingDown = false;
+  let address: AddressInfo | undefined;
+
+  const connectHandler = connectNodeAdapter({
+    routes(router) {
+      router.service(EventService, createEventService({ bus, ledger, config, onPublished: () => metrics.published.inc() }));
+      router.service(AdminService, createAdminService(ledger));
+    },
+    readMaxBytes: config.readMaxBytes,
+    maxTimeoutMs: config.maxTimeoutMs,
+    contextValues(req) {
+      const values = createContextValues();
+      values.set(transportKey, transports.get(req));
+      return values;
+    },
+  });
+
+  function onRequest(req: NodeRequest, res: NodeResponse): void {
+    const path = (req.url ?? "/").split("?")[0];
+    if (!("stream" in req)) {
+      const socket = req.socket;
+      connections.requestStarted(socket);
+      res.once("close", () => {
+        if (connections.requestDone(socket) && shuttingDown) socket.destroy();
+      });
+      if (shuttingDown) res.setHeader("connection", "close");
+    }
+    if (req.method === "GET" && path === "/healthz") {
+      res.writeHead(shuttingDown ? 503 : 200, { "content-type": "text/plain" });
+      res.end(shuttingDown ? "shutting down\n" : "ok\n");
+      return;
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      metrics.render().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.contentType });
+          res.end(text);
+        },
+        (e: unknown) => {
+          log.error({ err: e }, "metrics failed");
+          res.writeHead(500).end();
+        },
+      );
+      return;
+    }
+    const session = "stream" in req ? req.stream.session : undefined;
+    transports.set(req, transportOf(req, res, () => isDeadSession(session)));
+    connectHandler(req, res);
+  }
+
+  const h1 = http.createServer(onRequest);
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, onRequest);
+  h1.on("clientError", (err, socket) => {
+    log.debug({ err }, "http/1.1 client error");
+    socket.destroy();
+  });
+  h2.on("session", (session: Http2Session) => {
+    connections.addSession(session);
+    keepAlive(session, config.pingIntervalMs, config.pingTimeoutMs, () => {
+      metrics.pingFailures.inc();
+      log.info("http/2 peer did not answer PING; session closed");
+    });
+  });
+  h2.on("sessionError", (err) => log.debug({ err }, "http/2 session error"));
+
+  const toH1 = (socket: Socket): void => void h1.emit("connection", socket);
+  const toH2 = (socket: Socket): void => void h2.emit("connection", socket);
+  const front: net.Server =
+    config.tlsCert !== undefined && config.tlsKey !== undefined
+      ? tls.createServer(
+          { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey), ALPNProtocols: ["h2", "http/1.1"] },
+          (socket) => (socket.alpnProtocol === "h2" ? toH2(socket) : toH1(socket)),
+        )
+      : net.createServer((socket) => routeByPreface(socket, { h1: toH1, h2: toH2 }));
+  front.on("connection", (socket: Socket) => connections.addSocket(socket));
+
+  // A write the peer has not taken within the bound ends its stream: this is what finds a
+  // silent HTTP/1.1 peer (no PING there) once data is flowing.
+  let watchdog: NodeJS.Timeout | undefined;
+  const startWatchdog = (): void => {
+    const every = Math.max(50, Math.min(1_000, Math.floor(config.writeTimeoutMs / 4)));
+    watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const entry of ledger.list()) {
+        if (entry.writePendingMs(now) > config.writeTimeoutMs) {
+          entry.cut("dead_peer", `peer took no data for ${config.writeTimeoutMs} ms`);
+        }
+      }
+    }, every);
+    watchdog.unref();
+  };
+
+  const server: RunnelServer = {
+    config,
+    ledger,
+    bus,
+    metrics,
+    connections,
+    log,
+    get url() {
+      if (address === undefined) throw new Error("server is not listening");
+      const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+      return `${config.tlsCert !== undefined ? "https" : "http"}://${host}:${address.port}`;
+    },
+    get port() {
+      return address?.port ?? 0;
+    },
+    get shuttingDown() {
+      return shuttingDown;
+    },
+    listen() {
+      return new Promise((resolve, reject) => {
+        front.once("error", reject);
+        front.listen(config.port, config.host, () => {
+          front.off("error", reject);
+          address = front.address() as AddressInfo;
+          startWatchdog();
+          resolve();
+        });
+      });
+    },
+    async shutdown(graceMs = config.graceMs) {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      const started = Date.now();
+      front.close();
+      for (const entry of ledger.list()) entry.close("shutdown", "server is shutting down");
+      connections.closeGracefully();
+      const drained = await ledger.whenEmpty(graceMs);
+      if (!drained) {
+        for (const entry of ledger.list()) entry.cut("shutdown", "server is shutting down");
+      }
+      connections.destroyAll();
+      clearInterval(watchdog);
+      await bus.close();
+      log.info({ ms: Date.now() - started, drained }, "shutdown complete");
+    },
+  };
+  return server;
+}

@@ -1,0 +1,128 @@
+/**
+ * runnel.v1.EventService: Publish and Subscribe. Thin on purpose: it
+ * validates, translates between protobuf and the bus, and hands the stream's
+ * life to the stream core.
+ */
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { Bus, StartPosition } from "../bus/bus.js";
+import { isPattern, patternProblem, topicProblem } from "../bus/topic.js";
+import { clampHeartbeat, type Config } from "../config.js";
+import { openStream } from "../stream/live-stream.js";
+import type { Ledger } from "../stream/ledger.js";
+import {
+  EventService,
+  PublishResponseSchema,
+  SlowConsumerPolicy,
+  type PublishRequest,
+  type SubscribeRequest,
+  type SubscribeResponse,
+} from "../../gen/runnel/v1/event_pb.js";
+import { eventMessage, gapMessage, subscribedMessage, subscribeMessages } from "./subscribe-messages.js";
+import { requireValid, statusOf } from "./status.js";
+
+/** Fully-qualified RPC names, as the ledger and metrics label them. */
+export const SUBSCRIBE_RPC = `${EventService.typeName}/Subscribe`;
+
+const MAX_HEADERS = 64;
+const MAX_HEADER_BYTES = 16 * 1024;
+
+/** What the event service needs. */
+export interface EventServiceDeps {
+  readonly bus: Bus;
+  readonly ledger: Ledger;
+  readonly config: Config;
+  /** Called once per accepted publish (metrics). */
+  readonly onPublished: () => void;
+}
+
+/** Build the EventService implementation. */
+export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof EventService> {
+  const { bus, ledger, config } = deps;
+  return {
+    async publish(req: PublishRequest) {
+      requireValid(topicProblem(req.topic) ?? headersProblem(req.headers));
+      try {
+        const event = await bus.publish(req.topic, req.data, req.headers);
+        deps.onPublished();
+        return create(PublishResponseSchema, { seq: event.seq, cursor: event.cursor, time: timestampFromMs(event.timeMs) });
+      } catch (e) {
+        throw statusOf(e);
+      }
+    },
+
+    subscribe(req: SubscribeRequest, ctx: HandlerContext) {
+      const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
+      const settings = {
+        rpc: SUBSCRIBE_RPC,
+        topic: req.topic,
+        queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
+        policy: req.slowConsumer === SlowConsumerPolicy.DROP_OLDEST ? ("drop-oldest" as const) : ("disconnect" as const),
+        heartbeatMs,
+        lifetimeMs: config.maxStreamLifetimeMs,
+        closeFlushMs: config.closeFlushMs,
+        retryAfterMs: config.retryAfterMs,
+        // Before the first event, a live stream resumes from the head; a replay has no cursor yet
+        // (an empty resume cursor tells the client to repeat its original start position).
+        initialCursor: req.start.case === "afterCursor" ? req.start.value : req.start.case === undefined ? bus.headCursor() : "",
+      };
+      return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, (stream) => {
+        requireValid(patternProblem(req.topic) ?? startProblem(req));
+        stream.send(subscribedMessage(stream.id, heartbeatMs, bus.headCursor()));
+        try {
+          const subscription = bus.subscribe(
+            { pattern: req.topic, start: startOf(req) },
+            {
+              event: (event) => stream.deliver(eventMessage(event), event.size),
+              gap: (gap) => stream.send(gapMessage(gap)),
+              wantsMore: () => stream.hasRoom(),
+              fail: (error) => stream.fail(statusOf(error)),
+            },
+          );
+          stream.own("bus_subscription", subscription);
+          stream.onDrain(() => subscription.resume());
+        } catch (e) {
+          throw statusOf(e);
+        }
+      });
+    },
+  };
+}
+
+function startOf(req: SubscribeRequest): StartPosition {
+  switch (req.start.case) {
+    case "afterCursor":
+      return { kind: "afterCursor", cursor: req.start.value };
+    case "fromSeq":
+      return { kind: "fromSeq", seq: req.start.value };
+    case "last":
+      return { kind: "last", count: req.start.value };
+    case "earliest":
+      return { kind: "earliest" };
+    default:
+      return { kind: "live" };
+  }
+}
+
+function startProblem(req: SubscribeRequest): string | undefined {
+  if (req.start.case === "fromSeq") {
+    if (isPattern(req.topic)) return `from_seq needs an exact topic, not the pattern "${req.topic}"; use earliest, last or after_cursor`;
+    if (req.start.value < 1n) return "from_seq counts from 1";
+  }
+  if (req.start.case === "afterCursor" && req.start.value === "") return "after_cursor is empty";
+  if (req.start.case === "earliest" && !req.start.value) return "earliest must be true when set";
+  return undefined;
+}
+
+function headersProblem(headers: Record<string, string>): string | undefined {
+  const keys = Object.keys(headers);
+  if (keys.length > MAX_HEADERS) return `too many headers: ${keys.length} (at most ${MAX_HEADERS})`;
+  let bytes = 0;
+  for (const k of keys) {
+    if (k === "") return "header names must not be empty";
+    bytes += k.length + headers[k]!.length;
+  }
+  if (bytes > MAX_HEADER_BYTES) return `headers take ${bytes} bytes (at most ${MAX_HEADER_BYTES})`;
+  return undefined;
+}

@@ -1,0 +1,66 @@
+/**
+ * The raw HTTP exchange under a Connect handler. connect-es hides it, but a
+ * stream that must end while its peer is stalled needs to cut the exchange
+ * itself (a write parked on a full socket never settles otherwise), and the
+ * ledger wants the peer and the protocol. The server puts it in the handler
+ * context under `transportKey`.
+ */
+import { createContextKey } from "@connectrpc/connect";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+
+/** The exchange of one request. */
+export interface Transport {
+  /** For example "connect h2", "grpc-web http/1.1". */
+  readonly protocol: string;
+  /** "address:port" of the peer. */
+  readonly peer: string;
+  /** True once keepalive found the peer's connection dead. */
+  peerDead(): boolean;
+  /** Cut the exchange (RST_STREAM on HTTP/2, socket close on HTTP/1.1). Idempotent. */
+  destroy(): void;
+  /** True when the exchange is already closed. */
+  isClosed(): boolean;
+}
+
+/** Context key under which the server publishes the Transport of a request. */
+export const transportKey = createContextKey<Transport | undefined>(undefined, {
+  description: "runnel transport",
+});
+
+/** The wire protocol a request speaks, from its content type. */
+export function protocolOf(contentType: string | undefined, httpVersion: string): string {
+  const ct = contentType ?? "";
+  const wire = ct.startsWith("application/grpc-web")
+    ? "grpc-web"
+    : ct.startsWith("application/grpc")
+      ? "grpc"
+      : "connect";
+  return `${wire} ${httpVersion.startsWith("2") ? "h2" : "http/1.1"}`;
+}
+
+/** Build the Transport of a Node request/response pair. `isDead` tells whether keepalive condemned the connection. */
+export function transportOf(
+  req: IncomingMessage | Http2ServerRequest,
+  res: ServerResponse | Http2ServerResponse,
+  isDead: () => boolean,
+): Transport {
+  const socket = req.socket;
+  const peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
+  const protocol = protocolOf(req.headers["content-type"], req.httpVersion);
+  return {
+    protocol,
+    peer,
+    peerDead: isDead,
+    destroy() {
+      if ("stream" in req) {
+        if (!req.stream.closed && !req.stream.destroyed) req.stream.close(h2.NGHTTP2_CANCEL);
+      } else if (!res.destroyed) {
+        res.destroy();
+      }
+    },
+    isClosed() {
+      return "stream" in req ? req.stream.closed || req.stream.destroyed : res.destroyed || res.writableEnded;
+    },
+  };
+}

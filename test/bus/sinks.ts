@@ -1,0 +1,68 @@
+/**
+ * Test sinks for the bus: record every call, optionally accept only a budget
+ * of deliveries during replay (like a bounded queue), and run hooks on events.
+ */
+
+import type { DeliverySink, GapNotice, StoredEvent } from "../../src/bus/bus.js";
+
+/** One thing a sink received, in order. */
+export type Received = { readonly kind: "event"; readonly event: StoredEvent } | { readonly kind: "gap"; readonly gap: GapNotice };
+
+/** A DeliverySink that records what it gets. */
+export interface RecordingSink extends DeliverySink {
+  readonly received: Received[];
+  /** Calls to any sink method, wantsMore included. */
+  calls: number;
+  /** Remaining deliveries wanted; Infinity for an unbounded sink. */
+  budget: number;
+  /** Called after each event is recorded. */
+  onEvent: ((event: StoredEvent) => void) | undefined;
+  events(): StoredEvent[];
+  gaps(): GapNotice[];
+  /** "topic#seq" of every event received. */
+  ids(): string[];
+}
+
+/** Creates a recording sink; `budget` bounds how many deliveries it wants before more budget is granted. */
+export function recordingSink(budget = Number.POSITIVE_INFINITY): RecordingSink {
+  const sink: RecordingSink = {
+    received: [],
+    calls: 0,
+    budget,
+    onEvent: undefined,
+    event(event) {
+      sink.calls++;
+      sink.budget--;
+      sink.received.push({ kind: "event", event });
+      sink.onEvent?.(event);
+    },
+    gap(gap) {
+      sink.calls++;
+      sink.received.push({ kind: "gap", gap });
+    },
+    wantsMore() {
+      sink.calls++;
+      return sink.budget > 0;
+    },
+    events() {
+      return sink.received.flatMap((r) => (r.kind === "event" ? [r.event] : []));
+    },
+    gaps() {
+      return sink.received.flatMap((r) => (r.kind === "gap" ? [r.gap] : []));
+    },
+    ids() {
+      return sink.events().map((e) => `${e.topic}#${e.seq}`);
+    },
+  };
+  return sink;
+}
+
+/** Encodes a string as event data. */
+export function bytes(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+/** Decodes event data. */
+export function text(event: StoredEvent): string {
+  return new TextDecoder().decode(event.data);
+}

@@ -1,0 +1,26 @@
+/**
+ * Start a real runnel server on 127.0.0.1:0 for a test, with tight bounds
+ * where tests need them, and stop it afterwards.
+ */
+import { createServer, type RunnelServer, type ServerParts } from "../../src/server.js";
+import type { Config } from "../../src/config.js";
+import { pino } from "pino";
+
+/** Start a server on a free loopback port. */
+export async function startServer(config: Partial<Config> = {}, parts: ServerParts = {}): Promise<RunnelServer> {
+  const server = createServer(
+    { host: "127.0.0.1", port: 0, graceMs: 2_000, logLevel: "silent", ...config },
+    { logger: pino({ level: process.env.RUNNEL_TEST_LOG ?? "silent" }), ...parts },
+  );
+  await server.listen();
+  return server;
+}
+
+/** Poll `check` until it returns true, or fail after `timeoutMs` (a bound against hangs, not a timing goal). */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
