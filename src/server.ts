@@ -131,8 +131,14 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   });
   h2.on("sessionError", (err) => log.debug({ err }, "http/2 session error"));
 
-  const toH1 = (socket: Socket): void => void h1.emit("connection", socket);
-  const toH2 = (socket: Socket): void => void h2.emit("connection", socket);
+  const toH1 = (socket: Socket): void => {
+    connections.routed(socket, "h1");
+    h1.emit("connection", socket);
+  };
+  const toH2 = (socket: Socket): void => {
+    connections.routed(socket, "h2");
+    h2.emit("connection", socket);
+  };
   const front: net.Server =
     config.tlsCert !== undefined && config.tlsKey !== undefined
       ? tls.createServer(
@@ -140,7 +146,13 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
           (socket) => (socket.alpnProtocol === "h2" ? toH2(socket) : toH1(socket)),
         )
       : net.createServer((socket) => routeByPreface(socket, { h1: toH1, h2: toH2 }));
-  front.on("connection", (socket: Socket) => connections.addSocket(socket));
+  front.on("connection", (socket: Socket) => {
+    connections.addSocket(socket);
+    // HTTP/1.1 has no PING: let the kernel probe connections on which nothing at all flows
+    // (idle keep-alive sockets, streams between rare heartbeats) so a vanished host is found.
+    // Same knob as the HTTP/2 PING interval; the kernel counts in whole seconds.
+    if (config.pingIntervalMs > 0) socket.setKeepAlive(true, Math.max(1_000, config.pingIntervalMs));
+  });
 
   // A write the peer has not taken within the bound ends its stream: this is what finds a
   // silent HTTP/1.1 peer (no PING there) once data is flowing.
@@ -198,6 +210,10 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       if (!drained) {
         for (const entry of ledger.list()) entry.cut("shutdown", "server is shutting down");
       }
+      // The streams' bodies are done, but connect-es may still be writing their Closing and
+      // final status: let the exchanges finish (bounded by what is left of the grace period)
+      // before destroying what remains, or clients would see a reset instead of Unavailable.
+      await connections.whenQuiet(graceMs - (Date.now() - started));
       connections.destroyAll();
       clearInterval(watchdog);
       await bus.close();

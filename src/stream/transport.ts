@@ -21,6 +21,12 @@ export interface Transport {
   destroy(): void;
   /** True when the exchange is already closed. */
   isClosed(): boolean;
+  /**
+   * True once the connection under the exchange is gone (socket closed, or the
+   * HTTP/2 session destroyed), as opposed to only this exchange being
+   * cancelled while its connection lives on. Optional for embedders.
+   */
+  connectionLost?(): boolean;
 }
 
 /** Context key under which the server publishes the Transport of a request. */
@@ -46,6 +52,8 @@ export function transportOf(
   isDead: () => boolean,
 ): Transport {
   const socket = req.socket;
+  // Captured now: a destroyed stream may no longer know its session.
+  const session = "stream" in req ? req.stream.session : undefined;
   const peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
   const protocol = protocolOf(req.headers["content-type"], req.httpVersion);
   return {
@@ -61,6 +69,10 @@ export function transportOf(
     },
     isClosed() {
       return "stream" in req ? req.stream.closed || req.stream.destroyed : res.destroyed || res.writableEnded;
+    },
+    connectionLost() {
+      // (On HTTP/2, req.socket is a proxy over the stream, not the connection: ask the session.)
+      return session !== undefined ? session.destroyed : socket.destroyed;
     },
   };
 }
