@@ -27,7 +27,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   const run = COMMANDS[command];
-  if (run === undefined) throw new CliError(`unknown command "${command}"\n${USAGE}`, 2);
+  if (run === undefined) throw new CliError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(", ")}; "runnel help" shows usage)`, 2);
   return run(rest);
 }
 
@@ -35,7 +35,9 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
     const known = e instanceof CliError || e instanceof ConfigError || (e instanceof Error && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"));
-    console.error(`runnel: ${e instanceof Error ? e.message : String(e)}`);
+    // One line, whatever the error: node's parseArgs messages span several lines.
+    const message = (e instanceof Error ? e.message : String(e)).trim().replace(/\s*\n\s*/g, " ");
+    console.error(`runnel: ${message}`);
     if (!known && e instanceof Error && process.env.RUNNEL_DEBUG) console.error(e.stack);
     process.exit(e instanceof CliError ? e.exitCode : known ? 2 : 1);
   },

@@ -50,15 +50,21 @@ export interface DeliverySink {
   gap(gap: GapNotice): void;
   wantsMore(): boolean;
   /**
-   * The bus can no longer serve this subscription (for example its backend
-   * failed for good). The subscription is closed; the stream ends with an error.
-   * Optional: the memory bus never fails a subscription.
+   * The bus can no longer serve this subscription (its backend failed for
+   * good, or the sink itself threw). The subscription is already closed; the
+   * stream ends with an error. Called at most once.
    */
   fail?(error: BusError): void;
 }
 
 /** A live subscription on the bus: a resource owned by exactly one stream scope. */
 export interface BusSubscription {
+  /**
+   * A cursor equivalent to the start position: resuming after it delivers
+   * what this subscription delivers first (for a live start, the head). Empty
+   * only where no cursor can express the start (from_seq beyond the head).
+   */
+  readonly startCursor: string;
   /** Continue a replay that paused because the sink was full. Cheap no-op otherwise. */
   resume(): void;
   /** Stop deliveries and free everything. Idempotent. */

@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { type Bus, BusError, type BusStats, type DeliverySink, type StoredEvent, type SubscribeSpec } from "./bus.js";
 import { encodeCursor } from "./cursor-codec.js";
-import { planStart } from "./memory-start.js";
+import { planStart, startCursorOf } from "./memory-start.js";
 import { MemorySubscription, type SubscriptionHost } from "./memory-subscription.js";
 import { TopicIndex } from "./memory-topic-index.js";
 import { PatternIndex } from "./pattern-index.js";
@@ -89,6 +89,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     },
   };
 
+  function headCursor(): string {
+    return newest?.cursor ?? encodeCursor({ epoch, global: 0, seq: 0, topic: "" });
+  }
+
   function append(topic: string, data: Uint8Array, headers: Readonly<Record<string, string>>): StoredEvent {
     if (closed) throw new BusError("unavailable", "bus is closed");
     const problem = topicProblem(topic);
@@ -161,17 +165,17 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
       if (closed) throw new BusError("unavailable", "bus is closed");
       const problem = patternProblem(spec.pattern);
       if (problem !== undefined) throw new BusError("invalid", problem);
-      const plan = planStart(spec.pattern, spec.start, { topics, epoch, head });
-      const sub = new MemorySubscription(spec.pattern, sink, host);
+      const ctx = { topics, epoch, head };
+      const plan = planStart(spec.pattern, spec.start, ctx);
+      const startCursor = spec.start.kind === "live" ? headCursor() : startCursorOf(spec.pattern, spec.start, plan, ctx);
+      const sub = new MemorySubscription(spec.pattern, sink, host, startCursor);
       subscriptions.add(sub);
       index.add(spec.pattern, sub);
       sub.start(plan);
       return sub;
     },
 
-    headCursor() {
-      return newest?.cursor ?? encodeCursor({ epoch, global: 0, seq: 0, topic: "" });
-    },
+    headCursor,
 
     stats(): BusStats {
       return { subscriptionsActive: subscriptions.size, topics: topics.size, retainedEvents, retainedBytes };

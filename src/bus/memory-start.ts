@@ -6,7 +6,7 @@
  */
 
 import { BusError, type StartPosition } from "./bus.js";
-import { decodeCursor } from "./cursor-codec.js";
+import { decodeCursor, encodeCursor } from "./cursor-codec.js";
 import { MinHeap } from "./memory-heap.js";
 import type { ReplayPlan } from "./memory-subscription.js";
 import type { TopicIndex } from "./memory-topic-index.js";
@@ -133,4 +133,22 @@ function forEachLog(pattern: string, ctx: StartContext, visit: (log: TopicLog) =
     return;
   }
   ctx.topics.forEachMatching(pattern, visit);
+}
+
+/**
+ * The cursor that resumes exactly where `plan` starts, so a stream that ends
+ * before its first event still hands its client a usable resume cursor.
+ */
+export function startCursorOf(pattern: string, start: StartPosition, plan: ReplayPlan, ctx: StartContext): string {
+  if (start.kind === "afterCursor" && !plan.reset) return start.cursor;
+  if (start.kind !== "fromSeq" || plan.minSeq <= 1) {
+    // Live, earliest, last N: everything after the plan's global position.
+    return encodeCursor({ epoch: ctx.epoch, global: plan.position, seq: 0, topic: "" });
+  }
+  const log = ctx.topics.get(pattern);
+  const before = plan.minSeq - 1;
+  if (log === undefined || before > log.lastSeq) return ""; // a seq nobody has published yet: no cursor says that
+  // Right after seq `before` of this topic; if it was trimmed, any position before the first retained event will do.
+  const global = before >= log.firstSeq ? log.globalAt(before) : log.globalAt(log.firstSeq) - 1;
+  return encodeCursor({ epoch: ctx.epoch, global, seq: before, topic: pattern });
 }

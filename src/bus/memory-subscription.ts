@@ -61,6 +61,8 @@ export class MemorySubscription implements BusSubscription {
     readonly pattern: string,
     private readonly sink: DeliverySink,
     private readonly host: SubscriptionHost,
+    /** See BusSubscription.startCursor. */
+    readonly startCursor: string,
   ) {}
 
   /** Applies the plan and replays synchronously as far as the sink accepts. */

@@ -62,6 +62,31 @@ export function interruptSignal(): { signal: AbortSignal; interrupted: () => boo
   };
 }
 
+/**
+ * An AbortSignal that aborts when stdout's reader goes away (EPIPE, as in
+ * `runnel subscribe x | head -1`): the call is cancelled, so the server sees
+ * the stream end, and the command exits quietly instead of dying on an
+ * unhandled 'error' event with a stack trace. Node ignores SIGPIPE, so the
+ * failed write is the only notice; like `tail -f`, it comes with the next line written.
+ */
+export function brokenPipeSignal(): { signal: AbortSignal; broken: () => boolean; dispose: () => void } {
+  const controller = new AbortController();
+  const onError = (e: NodeJS.ErrnoException): void => {
+    if (e.code === "EPIPE") controller.abort(new ConnectError("stdout closed", Code.Canceled));
+    else controller.abort(e);
+  };
+  process.stdout.on("error", onError);
+  return {
+    signal: controller.signal,
+    broken: () => controller.signal.aborted,
+    dispose: () => {
+      // Writes still buffered may fail after the command ends: keep a no-op listener so they cannot crash it.
+      process.stdout.off("error", onError);
+      process.stdout.on("error", () => undefined);
+    },
+  };
+}
+
 /** Turn any error from a call into a CliError with one readable line. */
 export function describeCallError(e: unknown, url: string | undefined): CliError {
   if (e instanceof CliError) return e;

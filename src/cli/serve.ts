@@ -1,4 +1,5 @@
 /** `runnel serve`: run the hub until SIGTERM or SIGINT, then shut down gracefully. */
+import { pino } from "pino";
 import { parseServeArgs, serveHelp } from "../config.js";
 import { createServer } from "../server.js";
 
@@ -9,7 +10,9 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const config = parseServeArgs(argv);
-  const server = createServer(config);
+  // Logs go to stderr: stdout carries only the "listening" line, so scripts can read the URL from it.
+  const logger = pino({ level: config.logLevel, base: undefined }, pino.destination({ dest: 2, sync: true }));
+  const server = createServer(config, { logger });
   await server.listen();
   console.log(`runnel listening on ${server.url}`);
   return new Promise<number>((resolve) => {

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { EventService, GapReason, ClosingReason, type SubscribeRequest, type SubscribeResponse } from "../../gen/runnel/v1/event_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { SubscribeRequestSchema } from "../../gen/runnel/v1/event_pb.js";
-import { CLIENT_OPTIONS, CliError, EXIT_INTERRUPTED, clientTransport, describeCallError, interruptSignal } from "./common.js";
+import { CLIENT_OPTIONS, CliError, EXIT_INTERRUPTED, brokenPipeSignal, clientTransport, describeCallError, interruptSignal } from "./common.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -21,17 +21,31 @@ function text(data: Uint8Array): { text: string } | { base64: string } {
   }
 }
 
+const MAX_UINT32 = 2n ** 32n - 1n;
+const MAX_UINT64 = 2n ** 64n - 1n;
+
+/** A flag value that must be a whole number within the field's range (a bad value never reaches the wire). */
+function whole(flag: string, raw: string, max: bigint): bigint {
+  if (!/^\d+$/.test(raw)) throw new CliError(`${flag} must be a whole number, got "${raw}"`);
+  const n = BigInt(raw);
+  if (n > max) throw new CliError(`${flag} must be at most ${max}, got ${raw}`);
+  return n;
+}
+
 function startOf(values: { last?: string; "from-seq"?: string; earliest?: boolean; after?: string }): SubscribeRequest["start"] {
   const chosen = [values.last, values["from-seq"], values.earliest, values.after].filter((v) => v !== undefined && v !== false);
   if (chosen.length > 1) throw new CliError("choose one of --last, --from-seq, --earliest, --after");
-  const whole = (flag: string, raw: string): bigint => {
-    if (!/^\d+$/.test(raw)) throw new CliError(`${flag} must be a whole number, got "${raw}"`);
-    return BigInt(raw);
-  };
-  if (values.last !== undefined) return { case: "last", value: Number(whole("--last", values.last)) };
-  if (values["from-seq"] !== undefined) return { case: "fromSeq", value: whole("--from-seq", values["from-seq"]) };
+  if (values.last !== undefined) return { case: "last", value: Number(whole("--last", values.last, MAX_UINT32)) };
+  if (values["from-seq"] !== undefined) {
+    const seq = whole("--from-seq", values["from-seq"], MAX_UINT64);
+    if (seq < 1n) throw new CliError("--from-seq counts from 1");
+    return { case: "fromSeq", value: seq };
+  }
   if (values.earliest) return { case: "earliest", value: true };
-  if (values.after !== undefined) return { case: "afterCursor", value: values.after };
+  if (values.after !== undefined) {
+    if (values.after === "") throw new CliError("--after needs a cursor");
+    return { case: "afterCursor", value: values.after };
+  }
   return { case: undefined };
 }
 
@@ -61,7 +75,9 @@ function format(message: SubscribeResponse, json: boolean): string | undefined {
       const c = k.value;
       const reason = ClosingReason[c.reason]?.toLowerCase() ?? String(c.reason);
       if (json) return JSON.stringify({ type: "closing", reason, resumeCursor: c.resumeCursor, retryAfterMs: c.retryAfterMs, message: c.message });
-      return `-- server closing the stream (${reason}: ${c.message}); resume with --after ${c.resumeCursor}`;
+      // An empty resume cursor means no event was sent yet: the original start position still applies.
+      const resume = c.resumeCursor === "" ? "nothing was received yet: run the same command again to resume" : `resume with --after ${c.resumeCursor}`;
+      return `-- server closing the stream (${reason}: ${c.message}); ${resume}`;
     }
     default:
       return undefined;
@@ -87,22 +103,25 @@ export async function subscribe(argv: string[]): Promise<number> {
   const request: MessageInitShape<typeof SubscribeRequestSchema> = {
     topic: positionals[0]!,
     start: startOf(values),
-    heartbeatMs: values["heartbeat-ms"] === undefined ? 0 : Number(values["heartbeat-ms"]),
+    heartbeatMs: values["heartbeat-ms"] === undefined ? 0 : Number(whole("--heartbeat-ms", values["heartbeat-ms"], MAX_UINT32)),
     slowConsumer: values["drop-oldest"] ? 2 : 0,
   };
   const json = values.json ?? false;
   const client = createClient(EventService, clientTransport(values.url, values.protocol));
   const interrupt = interruptSignal();
+  const pipe = brokenPipeSignal();
   try {
-    for await (const message of client.subscribe(request, { signal: interrupt.signal })) {
+    for await (const message of client.subscribe(request, { signal: AbortSignal.any([interrupt.signal, pipe.signal]) })) {
       const line = format(message, json);
       if (line !== undefined) console.log(line);
     }
     return 0;
   } catch (e) {
     if (interrupt.interrupted()) return EXIT_INTERRUPTED;
+    if (pipe.broken()) return 0; // the reader took what it wanted (| head -n): not an error
     throw describeCallError(e, values.url);
   } finally {
     interrupt.dispose();
+    pipe.dispose();
   }
 }

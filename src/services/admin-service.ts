@@ -1,10 +1,12 @@
 /**
  * runnel.v1.AdminService: a window onto the ledger. ListStreams reads it;
- * CloseStream ends one stream with Closing(ADMIN).
+ * CloseStream ends one stream with Closing(ADMIN), or answers NotFound when
+ * no live stream has that id (already ended, or never existed), so a script
+ * that closes a stream can tell "done" from "nothing there".
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Ledger } from "../stream/ledger.js";
 import {
   AdminService,
@@ -39,7 +41,7 @@ export function createAdminService(ledger: Ledger): ServiceImpl<typeof AdminServ
     },
     closeStream(req) {
       const entry = ledger.get(req.id);
-      if (entry === undefined) return create(CloseStreamResponseSchema, { closed: false });
+      if (entry === undefined) throw new ConnectError(`no live stream with id "${req.id}"`, Code.NotFound);
       entry.close("admin", "closed by an operator");
       return create(CloseStreamResponseSchema, { closed: true });
     },

@@ -63,9 +63,8 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
         lifetimeMs: config.maxStreamLifetimeMs,
         closeFlushMs: config.closeFlushMs,
         retryAfterMs: config.retryAfterMs,
-        // Before the first event, a live stream resumes from the head; a replay has no cursor yet
-        // (an empty resume cursor tells the client to repeat its original start position).
-        initialCursor: req.start.case === "afterCursor" ? req.start.value : req.start.case === undefined ? bus.headCursor() : "",
+        // Refined by the bus subscription's start cursor once it exists.
+        initialCursor: req.start.case === "afterCursor" ? req.start.value : bus.headCursor(),
       };
       return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, (stream) => {
         requireValid(patternProblem(req.topic) ?? startProblem(req));
@@ -81,6 +80,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
             },
           );
           stream.own("bus_subscription", subscription);
+          stream.startAt(subscription.startCursor);
           stream.onDrain(() => subscription.resume());
         } catch (e) {
           throw statusOf(e);

@@ -44,7 +44,7 @@ export interface StreamSettings {
   readonly closeFlushMs: number;
   /** Suggested reconnect delay carried by Closing. */
   readonly retryAfterMs: number;
-  /** The resume cursor before any event was sent (the start position). */
+  /** The resume cursor before any event was sent, until the source refines it with `startAt`. */
   readonly initialCursor: string;
 }
 
@@ -103,6 +103,8 @@ export class LiveStream<T> implements LedgerEntry {
   private drainListener: (() => void) | undefined;
   private removeAbortListener: (() => void) | undefined;
   private generator: AsyncGenerator<T> | undefined;
+  /** The call's deadline when the stream started (undefined: none), to classify client aborts near it. */
+  private readonly deadlineMs: number | undefined;
 
   constructor(
     private readonly ctx: HandlerContext,
@@ -119,6 +121,7 @@ export class LiveStream<T> implements LedgerEntry {
     this.queue = new BoundedQueue<T>(settings.queue);
     this.resumeCursor = settings.initialCursor;
     this.signal = this.abortController.signal;
+    this.deadlineMs = ctx.timeoutMs();
     ledger.add(this);
     if (ctx.signal.aborted) {
       this.onClientAbort();
@@ -147,6 +150,11 @@ export class LiveStream<T> implements LedgerEntry {
   /** The cursor a client would resume from right now. */
   get cursor(): string {
     return this.resumeCursor;
+  }
+
+  /** Set where the stream starts, once its source knows; ignored once an event was sent. */
+  startAt(cursor: string): void {
+    if (this.eventsSent === 0) this.resumeCursor = cursor;
   }
 
   /** True once the stream's end is known (resources are released or being released). */
@@ -324,7 +332,14 @@ export class LiveStream<T> implements LedgerEntry {
       this.unpark();
       return;
     }
-    this.markEnd(causeOfClientAbort(this.ctx.signal.reason, this.transport.peerDead()));
+    this.markEnd(
+      causeOfClientAbort(this.ctx.signal.reason, {
+        peerDead: this.transport.peerDead(),
+        connectionLost: this.transport.connectionLost?.() ?? false,
+        deadlineMs: this.deadlineMs,
+        remainingMs: this.ctx.timeoutMs(),
+      }),
+    );
     this.stop(toConnectError(this.ctx.signal.reason ?? new ConnectError("client went away", Code.Canceled)));
     this.unpark();
   }

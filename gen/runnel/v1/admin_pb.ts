@@ -155,12 +155,14 @@ export const CloseStreamRequestSchema: GenMessage<CloseStreamRequest> = /*@__PUR
   messageDesc(file_runnel_v1_admin, 3);
 
 /**
- * CloseStreamResponse says whether a stream was found and closed.
+ * CloseStreamResponse confirms the stream was closed.
  *
  * @generated from message runnel.v1.CloseStreamResponse
  */
 export type CloseStreamResponse = Message<"runnel.v1.CloseStreamResponse"> & {
   /**
+   * Always true in a successful response.
+   *
    * @generated from field: bool closed = 1;
    */
   closed: boolean;
@@ -191,7 +193,7 @@ export const AdminService: GenService<{
   },
   /**
    * CloseStream ends one stream: it gets Closing(ADMIN) and ends with
-   * UNAVAILABLE.
+   * UNAVAILABLE. An id that names no live stream is NOT_FOUND.
    *
    * @generated from rpc runnel.v1.AdminService.CloseStream
    */
