@@ -209,13 +209,20 @@ export class LiveStream<T> implements LedgerEntry {
       return;
     }
     let droppedCount = 0;
-    while (!this.queue.fits(size) && this.queue.length > 0) {
+    const kept: T[] = []; // control messages (Subscribed, Gap) are never dropped
+    const { maxItems, maxBytes } = this.settings.queue;
+    const fitsWithKept = (): boolean => this.queue.length + kept.length < maxItems && this.queue.queuedBytes + size <= maxBytes;
+    while (!fitsWithKept() && this.queue.length > 0) {
       const old = this.queue.shift() as T;
       const key = this.messages.dropKey(old);
-      if (key === undefined) continue;
+      if (key === undefined) {
+        kept.push(old);
+        continue;
+      }
       this.noteDrop(key.key, key.seq);
       droppedCount++;
     }
+    for (let i = kept.length - 1; i >= 0; i--) this.queue.pushFront(kept[i]!);
     if (!this.queue.offer(message, size)) {
       const key = this.messages.dropKey(message)!;
       this.noteDrop(key.key, key.seq);
