@@ -13,9 +13,8 @@ export async function serve(argv: string[]): Promise<number> {
   // Logs go to stderr: stdout carries only the "listening" line, so scripts can read the URL from it.
   const logger = pino({ level: config.logLevel, base: undefined }, pino.destination({ dest: 2, sync: true }));
   const server = createServer(config, { logger });
-  await server.listen();
-  console.log(`runnel listening on ${server.url}`);
-  return new Promise<number>((resolve) => {
+  // Signal handlers go in before the "listening" line: a supervisor may signal the instant it reads it.
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) {
@@ -38,4 +37,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });
+  await server.listen();
+  console.log(`runnel listening on ${server.url}`);
+  return stopped;
 }
