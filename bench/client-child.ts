@@ -1,0 +1,163 @@
+/**
+ * A subscriber process: holds many Subscribe streams over a few HTTP/2
+ * connections (one connect-node transport = one connection), counts what
+ * arrives and, in latency mode, records publish-to-deliver latency from the
+ * publish time the publisher put in the first 8 bytes of each payload.
+ *
+ * Commands (over IPC): subscribe, mark, collect, close, exit. While
+ * subscriptions are open it reports progress (the smallest per-subscriber
+ * event count, the publisher's flow-control signal) every 20 ms.
+ */
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { EventService } from "../gen/runnel/v1/event_pb.js";
+import { emit, now, serveParent } from "./ipc.js";
+
+type Mode = "count" | "latency" | "idle";
+
+interface Sub {
+  count: number;
+  readonly abort: AbortController;
+  done: Promise<void>;
+}
+
+interface SubscribeArgs {
+  url: string;
+  protocol: "grpc" | "connect" | "grpc-web";
+  connections: number;
+  count: number;
+  topic: string;
+  mode: Mode;
+}
+
+const clients = new Map<string, Client<typeof EventService>[]>();
+let subs: Sub[] = [];
+let total = 0;
+let ended = 0;
+let closings = 0;
+const errors = new Map<string, number>();
+let pubTimes: number[] = [];
+let latencies: number[] = [];
+let progressTimer: NodeJS.Timeout | undefined;
+/** How often the slowest subscriber's count is reported (the publisher's flow-control feedback). */
+const PROGRESS_MS = Number(process.env.BENCH_PROGRESS_MS ?? 5);
+
+function transport(protocol: SubscribeArgs["protocol"], baseUrl: string): Transport {
+  switch (protocol) {
+    case "grpc":
+      return createGrpcTransport({ baseUrl });
+    case "connect":
+      return createConnectTransport({ baseUrl, httpVersion: "2" });
+    case "grpc-web":
+      return createGrpcWebTransport({ baseUrl, httpVersion: "2" });
+  }
+}
+
+/** The clients (connections) for a server, made once and kept across subscribe/close rounds. */
+function clientsFor(a: SubscribeArgs): Client<typeof EventService>[] {
+  const key = `${a.protocol} ${a.url} ${a.connections}`;
+  let list = clients.get(key);
+  if (list === undefined) {
+    list = Array.from({ length: a.connections }, () => createClient(EventService, transport(a.protocol, a.url)));
+    clients.set(key, list);
+  }
+  return list;
+}
+
+function noteError(e: unknown): void {
+  const key = e instanceof Error ? e.message.slice(0, 120) : String(e);
+  errors.set(key, (errors.get(key) ?? 0) + 1);
+}
+
+function open(client: Client<typeof EventService>, topic: string, mode: Mode, onSubscribed: () => void): Sub {
+  const sub: Sub = { count: 0, abort: new AbortController(), done: Promise.resolve() };
+  sub.done = (async () => {
+    let subscribed = false;
+    try {
+      for await (const m of client.subscribe({ topic }, { signal: sub.abort.signal })) {
+        switch (m.kind.case) {
+          case "event": {
+            sub.count++;
+            total++;
+            if (mode === "latency") {
+              const d = m.kind.value.data;
+              const sent = Buffer.from(d.buffer, d.byteOffset, d.byteLength).readDoubleLE(0);
+              pubTimes.push(sent);
+              latencies.push(now() - sent);
+            }
+            break;
+          }
+          case "subscribed":
+            subscribed = true;
+            onSubscribed();
+            break;
+          case "closing":
+            closings++;
+            break;
+          default:
+            break;
+        }
+      }
+    } catch (e) {
+      if (!sub.abort.signal.aborted) noteError(e);
+    } finally {
+      if (!subscribed) onSubscribed(); // never hang the caller: the error is counted
+      if (!sub.abort.signal.aborted) ended++;
+    }
+  })();
+  return sub;
+}
+
+function minCount(): number {
+  let min = Number.POSITIVE_INFINITY;
+  for (const s of subs) if (s.count < min) min = s.count;
+  return subs.length === 0 ? 0 : min;
+}
+
+serveParent({
+  async subscribe(raw) {
+    const a = raw as unknown as SubscribeArgs;
+    const list = clientsFor(a);
+    let pending = a.count;
+    let resolveAll!: () => void;
+    const all = new Promise<void>((r) => (resolveAll = r));
+    const onSubscribed = (): void => {
+      if (--pending === 0) resolveAll();
+    };
+    if (pending === 0) resolveAll();
+    for (let i = 0; i < a.count; i++) subs.push(open(list[i % list.length]!, a.topic, a.mode, onSubscribed));
+    await all;
+    if (a.mode !== "idle" && progressTimer === undefined) {
+      progressTimer = setInterval(() => emit("progress", { min: minCount(), total, ended }), PROGRESS_MS);
+    }
+    return { opened: a.count, errors: Object.fromEntries(errors) };
+  },
+  mark: () => ({ t: now(), cpu: process.cpuUsage(), total, min: minCount(), ended }),
+  collect: () => {
+    const out = {
+      total,
+      min: minCount(),
+      ended,
+      closings,
+      errors: Object.fromEntries(errors),
+      pubTimes: Float64Array.from(pubTimes),
+      latencies: Float64Array.from(latencies),
+    };
+    pubTimes = [];
+    latencies = [];
+    return out;
+  },
+  async close() {
+    clearInterval(progressTimer);
+    progressTimer = undefined;
+    const closing = subs;
+    subs = [];
+    for (const s of closing) s.abort.abort();
+    await Promise.all(closing.map((s) => s.done));
+    return { closed: closing.length };
+  },
+  exit: () => {
+    setImmediate(() => process.exit(0));
+  },
+});
+emit("ready", { pid: process.pid });

@@ -1,0 +1,158 @@
+/**
+ * The publisher, in its own process (fresh for every run, so neither server
+ * gets a publisher whose code the other run already warmed up).
+ *
+ * Two ways to publish 100-byte events to one topic over one HTTP/2 connection:
+ * - flow: as fast as the subscribers take them. At most `window` events
+ *   published and not yet received by every subscriber (the orchestrator
+ *   relays the slowest subscriber's count with `slowest`), and at most
+ *   `concurrency` Publish calls in flight. With window < runnel's per-stream
+ *   bound (1,000 events), no queue on either server grows past the window.
+ * - paced: `rate` publishes per second for `durationMs`; the first 8 bytes of
+ *   every payload hold the shared-clock time taken just before the call.
+ */
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { EventService } from "../gen/runnel/v1/event_pb.js";
+import { emit, now, serveParent, sleep } from "./ipc.js";
+
+interface Common {
+  url: string;
+  protocol: "grpc" | "connect" | "grpc-web";
+  topic: string;
+  bytes: number;
+}
+
+function transport(protocol: Common["protocol"], baseUrl: string): Transport {
+  switch (protocol) {
+    case "grpc":
+      return createGrpcTransport({ baseUrl });
+    case "connect":
+      return createConnectTransport({ baseUrl, httpVersion: "2" });
+    case "grpc-web":
+      return createGrpcWebTransport({ baseUrl, httpVersion: "2" });
+  }
+}
+
+let client: Client<typeof EventService> | undefined;
+const clientFor = (a: Common): Client<typeof EventService> => (client ??= createClient(EventService, transport(a.protocol, a.url)));
+
+let published = 0;
+let acked = 0;
+let failures = 0;
+let inflight = 0;
+/** Time the flow-controlled publisher waited on the window (subscribers behind) or on calls in flight (server slow to answer Publish). */
+let blockedByWindowMs = 0;
+let blockedByConcurrencyMs = 0;
+let slowest = 0;
+let stopped = false;
+let wake: (() => void) | undefined;
+let running: Promise<void> | undefined;
+
+const poke = (): void => {
+  const w = wake;
+  wake = undefined;
+  w?.();
+};
+const parked = (): Promise<void> => new Promise((r) => (wake = r));
+const settled = (): void => {
+  inflight--;
+  poke();
+};
+
+async function flow(a: Common & { window: number; concurrency: number }): Promise<void> {
+  const c = clientFor(a);
+  const data = new Uint8Array(a.bytes).fill(0x61);
+  const safety = setInterval(poke, 50);
+  try {
+    while (!stopped) {
+      if (inflight >= a.concurrency || published - slowest >= a.window) {
+        const byWindow = inflight < a.concurrency;
+        const t = now();
+        await parked();
+        if (byWindow) blockedByWindowMs += now() - t;
+        else blockedByConcurrencyMs += now() - t;
+        continue;
+      }
+      published++;
+      inflight++;
+      c.publish({ topic: a.topic, data }).then(
+        () => {
+          acked++;
+          settled();
+        },
+        () => {
+          failures++;
+          settled();
+        },
+      );
+    }
+    while (inflight > 0) await parked();
+  } finally {
+    clearInterval(safety);
+  }
+}
+
+async function paced(a: Common & { rate: number; durationMs: number }): Promise<void> {
+  const c = clientFor(a);
+  const interval = 1000 / a.rate;
+  const start = now();
+  const end = start + a.durationMs;
+  for (let next = start; next < end && !stopped; next += interval) {
+    const wait = next - now();
+    if (wait > 0) await sleep(wait);
+    const data = new Uint8Array(a.bytes).fill(0x61);
+    new DataView(data.buffer).setFloat64(0, now(), true);
+    published++;
+    inflight++;
+    c.publish({ topic: a.topic, data }).then(
+      () => {
+        acked++;
+        settled();
+      },
+      () => {
+        failures++;
+        settled();
+      },
+    );
+  }
+  while (inflight > 0) await parked();
+}
+
+const counts = () => ({ published, acked, failures, blockedByWindowMs, blockedByConcurrencyMs });
+
+serveParent({
+  /** Start publishing (flow or paced); returns at once. */
+  start(raw) {
+    const a = raw as unknown as Common & { mode: "flow" | "paced"; window: number; concurrency: number; rate: number; durationMs: number };
+    if (running !== undefined) throw new Error("already publishing");
+    stopped = false;
+    running = a.mode === "flow" ? flow(a) : paced(a);
+    void running.then(() => emit("done", counts()));
+    return { t: now() };
+  },
+  /** (notification) the slowest subscriber's event count. */
+  slowest(raw) {
+    slowest = raw.min as number;
+    poke();
+  },
+  mark: () => ({ t: now(), cpu: process.cpuUsage(), ...counts() }),
+  /** Wait until the publishing ends by itself (paced), return the counts. */
+  async wait() {
+    await running;
+    running = undefined;
+    return counts();
+  },
+  /** Stop publishing, wait for the calls in flight, return the counts. */
+  async stop() {
+    stopped = true;
+    poke();
+    await running;
+    running = undefined;
+    return counts();
+  },
+  exit: () => {
+    setImmediate(() => process.exit(0));
+  },
+});
+emit("ready", { pid: process.pid });
