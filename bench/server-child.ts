@@ -49,8 +49,6 @@ async function start(): Promise<Under> {
       watchRelease() {
         server.ledger.observe({
           ended: (rpc, cause, releaseSeconds) => released({ rpc, cause, releaseSeconds }),
-          delivered: () => undefined,
-          dropped: () => undefined,
         });
       },
     };

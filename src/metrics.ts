@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics. Gauges are read from the ledger and the bus at scrape
  * time (the ledger is the truth; nothing here keeps its own count of live
- * things), counters and the release histogram are fed by ledger observers.
+ * things); counters read the ledger's totals at scrape time and the release
+ * histogram is fed, in batches, by a ledger observer.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Bus } from "./bus/bus.js";
@@ -93,29 +94,51 @@ export function createMetrics(ledger: Ledger, bus: Bus, rpcs: readonly string[])
       this.set(tail.openFiles());
     },
   });
-  const ended = new Counter({
+  new Counter({
     name: "runnel_streams_ended_total",
     help: "Streams ended, by RPC and cause",
     labelNames: ["rpc", "cause"],
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const rpc of rpcs) for (const cause of END_CAUSES) this.inc({ rpc, cause }, 0);
+      for (const [rpc, cause, n] of ledger.endedTotals()) this.inc({ rpc, cause }, n);
+    },
   });
-  for (const rpc of rpcs) for (const cause of END_CAUSES) ended.inc({ rpc, cause }, 0);
+  // Release times are buffered and observed at scrape time (or every 1,024 ends), so a stream's
+  // release path pays an array push, not prom-client's label hashing.
+  const pendingRelease: number[] = [];
   const release = new Histogram({
     name: "runnel_stream_release_seconds",
     help: "From the moment a stream's end is known to the moment all its resources are released",
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [registry],
+    collect() {
+      flushRelease();
+    },
   });
+  const flushRelease = (): void => {
+    for (const seconds of pendingRelease) release.observe(seconds);
+    pendingRelease.length = 0;
+  };
   const published = new Counter({ name: "runnel_events_published_total", help: "Events published", registers: [registry] });
-  const delivered = new Counter({
+  new Counter({
     name: "runnel_events_delivered_total",
     help: "Events handed to subscriber transports",
     registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(ledger.deliveredTotal);
+    },
   });
-  const dropped = new Counter({
+  new Counter({
     name: "runnel_events_dropped_total",
     help: "Events dropped for slow consumers (drop-oldest policy)",
     registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(ledger.droppedTotal);
+    },
   });
   const pingFailures = new Counter({
     name: "runnel_h2_ping_failures_total",
@@ -123,15 +146,9 @@ export function createMetrics(ledger: Ledger, bus: Bus, rpcs: readonly string[])
     registers: [registry],
   });
   ledger.observe({
-    ended(rpc, cause, seconds) {
-      ended.inc({ rpc, cause });
-      release.observe(seconds);
-    },
-    delivered(_rpc, n) {
-      delivered.inc(n);
-    },
-    dropped(_rpc, n) {
-      dropped.inc(n);
+    ended(_rpc, _cause, seconds) {
+      pendingRelease.push(seconds);
+      if (pendingRelease.length >= 1024) flushRelease();
     },
   });
   return {

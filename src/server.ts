@@ -21,7 +21,7 @@ import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
 import { Ledger } from "./stream/ledger.js";
-import { transportKey, transportOf, type Transport } from "./stream/transport.js";
+import { NodeTransport, transportKey, type Transport } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 
@@ -111,8 +111,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       );
       return;
     }
-    const session = "stream" in req ? req.stream.session : undefined;
-    transports.set(req, transportOf(req, res, () => isDeadSession(session)));
+    transports.set(req, new NodeTransport(req, res, isDeadSession));
     connectHandler(req, res);
   }
 

@@ -89,8 +89,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     },
   };
 
+  const emptyCursor = encodeCursor({ epoch, global: 0, seq: 0, topic: "" });
   function headCursor(): string {
-    return newest?.cursor ?? encodeCursor({ epoch, global: 0, seq: 0, topic: "" });
+    return newest?.cursor ?? emptyCursor;
   }
 
   function append(topic: string, data: Uint8Array, headers: Readonly<Record<string, string>>): StoredEvent {

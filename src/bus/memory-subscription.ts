@@ -53,8 +53,9 @@ export class MemorySubscription implements BusSubscription {
   private resetPending = false;
   private position = 0;
   private minSeq = 0;
-  private readonly heap = new MinHeap<ReplayHead>();
-  private readonly heads = new Map<TopicLog, ReplayHead>();
+  // Replay state exists only while replaying: an idle live subscription holds neither.
+  private heap: MinHeap<ReplayHead> | undefined;
+  private heads: Map<TopicLog, ReplayHead> | undefined;
 
   constructor(
     /** The exact topic or pattern subscribed to. */
@@ -83,7 +84,7 @@ export class MemorySubscription implements BusSubscription {
       return;
     }
     // Replaying: the event will be read from the log. A head that exists already covers it.
-    if (!this.heads.has(log)) this.addHead(log, seq);
+    if (this.heads?.has(log) !== true) this.addHead(log, seq);
   }
 
   resume(): void {
@@ -93,15 +94,15 @@ export class MemorySubscription implements BusSubscription {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.heap.clear();
-    this.heads.clear();
+    this.heap = undefined;
+    this.heads = undefined;
     this.host.detach(this);
   }
 
   private addHead(log: TopicLog, nextSeq: number): void {
     const head: ReplayHead = { log, nextSeq, key: log.globalAt(Math.max(nextSeq, log.firstSeq)) };
-    this.heads.set(log, head);
-    this.heap.push(head);
+    (this.heads ??= new Map()).set(log, head);
+    (this.heap ??= new MinHeap()).push(head);
   }
 
   /** Replays while the sink wants more; goes live once every head is exhausted. Reentrant calls are no-ops. */
@@ -116,11 +117,13 @@ export class MemorySubscription implements BusSubscription {
           this.sendGap({ topic: this.pattern, fromSeq: 0n, toSeq: 0n, cause: "reset" });
           continue;
         }
-        const head = this.heap.peek();
+        const heap = this.heap;
+        const head = heap?.peek();
         if (head === undefined) {
           // Caught up: every matching event so far was delivered. Later publishes push.
           this.live = true;
-          this.heads.clear();
+          this.heads = undefined;
+          this.heap = undefined;
           return;
         }
         if (!this.wantsMore()) return;
@@ -130,19 +133,19 @@ export class MemorySubscription implements BusSubscription {
         if (key !== head.key) {
           // Trimmed since the head was keyed: its real position is later; reorder and look again.
           head.key = key;
-          this.heap.fixTop();
+          heap!.fixTop();
           continue;
         }
         // Update all state before calling out: the sink may publish, resume or close re-entrantly.
-        this.heap.pop();
+        heap!.pop();
         const event = log.at(seq);
         const missedFrom = head.nextSeq;
         head.nextSeq = seq + 1;
         if (head.nextSeq <= log.lastSeq) {
           head.key = log.globalAt(head.nextSeq);
-          this.heap.push(head);
+          heap!.push(head);
         } else {
-          this.heads.delete(log);
+          this.heads?.delete(log);
         }
         this.position = key;
         if (missedFrom < seq) {

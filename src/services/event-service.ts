@@ -6,10 +6,10 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { Bus, StartPosition } from "../bus/bus.js";
+import type { Bus, BusError, DeliverySink, GapNotice, StartPosition, StoredEvent } from "../bus/bus.js";
 import { isPattern, patternProblem, topicProblem } from "../bus/topic.js";
 import { clampHeartbeat, type Config } from "../config.js";
-import { openStream } from "../stream/live-stream.js";
+import { openStream, type LiveStream, type StreamLimits } from "../stream/live-stream.js";
 import type { Ledger } from "../stream/ledger.js";
 import {
   EventService,
@@ -40,6 +40,12 @@ export interface EventServiceDeps {
 /** Build the EventService implementation. */
 export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof EventService> {
   const { bus, ledger, config } = deps;
+  const limits: StreamLimits = {
+    queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
+    lifetimeMs: config.maxStreamLifetimeMs,
+    closeFlushMs: config.closeFlushMs,
+    retryAfterMs: config.retryAfterMs,
+  };
   return {
     async publish(req: PublishRequest) {
       requireValid(topicProblem(req.topic) ?? headersProblem(req.headers));
@@ -57,12 +63,9 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       const settings = {
         rpc: SUBSCRIBE_RPC,
         topic: req.topic,
-        queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
+        limits,
         policy: req.slowConsumer === SlowConsumerPolicy.DROP_OLDEST ? ("drop-oldest" as const) : ("disconnect" as const),
         heartbeatMs,
-        lifetimeMs: config.maxStreamLifetimeMs,
-        closeFlushMs: config.closeFlushMs,
-        retryAfterMs: config.retryAfterMs,
         // Refined by the bus subscription's start cursor once it exists.
         initialCursor: req.start.case === "afterCursor" ? req.start.value : bus.headCursor(),
       };
@@ -70,24 +73,37 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
         requireValid(patternProblem(req.topic) ?? startProblem(req));
         stream.send(subscribedMessage(stream.id, heartbeatMs, bus.headCursor()));
         try {
-          const subscription = bus.subscribe(
-            { pattern: req.topic, start: startOf(req) },
-            {
-              event: (event) => stream.deliver(eventMessage(event), event.size),
-              gap: (gap) => stream.send(gapMessage(gap)),
-              wantsMore: () => stream.hasRoom(),
-              fail: (error) => stream.fail(statusOf(error)),
-            },
-          );
+          const subscription = bus.subscribe({ pattern: req.topic, start: startOf(req) }, new StreamSink(stream));
           stream.own("bus_subscription", subscription);
           stream.startAt(subscription.startCursor);
-          stream.onDrain(() => subscription.resume());
+          stream.onDrain(subscription);
         } catch (e) {
           throw statusOf(e);
         }
       });
     },
   };
+}
+
+/** Bus deliveries into a Subscribe stream (a class: one object per stream, no closures). */
+class StreamSink implements DeliverySink {
+  constructor(private readonly stream: LiveStream<SubscribeResponse>) {}
+
+  event(event: StoredEvent): void {
+    this.stream.deliver(eventMessage(event), event.size);
+  }
+
+  gap(gap: GapNotice): void {
+    this.stream.send(gapMessage(gap));
+  }
+
+  wantsMore(): boolean {
+    return this.stream.hasRoom();
+  }
+
+  fail(error: BusError): void {
+    this.stream.fail(statusOf(error));
+  }
 }
 
 function startOf(req: SubscribeRequest): StartPosition {

@@ -2,7 +2,7 @@
  * A per-stream queue bounded in items and bytes, drained in batches through a
  * single waker (after nats.js queued_iterator): one pending promise at most,
  * never one per item, and `end()` settles it at once so a parked reader can
- * never outlive its stream.
+ * never outlive its stream. An idle queue holds no arrays at all.
  */
 
 /** Bounds of one queue. */
@@ -16,8 +16,9 @@ export const QUEUE_ENDED = Symbol("queue-ended");
 
 /** A bounded FIFO with one waker. Not thread-safe by design: everything runs on one event loop. */
 export class BoundedQueue<T> {
-  private items: T[] = [];
-  private sizes: number[] = [];
+  // Allocated on first use and dropped when drained: an idle stream keeps neither array.
+  private items: T[] | undefined;
+  private sizes: number[] | undefined;
   private head = 0;
   private bytes = 0;
   private ended = false;
@@ -28,7 +29,7 @@ export class BoundedQueue<T> {
 
   /** Items waiting. */
   get length(): number {
-    return this.items.length - this.head;
+    return this.items === undefined ? 0 : this.items.length - this.head;
   }
 
   /** Bytes waiting. */
@@ -62,26 +63,31 @@ export class BoundedQueue<T> {
   /** Put an item before everything else, regardless of bounds. */
   pushFront(item: T, size = 0): void {
     if (this.ended) return;
-    this.compact();
-    this.items.unshift(item);
-    this.sizes.unshift(size);
+    const items = this.items === undefined ? [] : this.items.slice(this.head);
+    const sizes = this.sizes === undefined ? [] : this.sizes.slice(this.head);
+    items.unshift(item);
+    sizes.unshift(size);
+    this.items = items;
+    this.sizes = sizes;
+    this.head = 0;
     this.bytes += size;
     this.notify();
   }
 
   /** The oldest waiting item, without removing it. */
   peek(): T | undefined {
-    return this.length > 0 ? this.items[this.head] : undefined;
+    return this.length > 0 ? this.items![this.head] : undefined;
   }
 
   /** Remove and return the oldest waiting item. */
   shift(): T | undefined {
     if (this.length === 0) return undefined;
-    const item = this.items[this.head]!;
-    this.bytes -= this.sizes[this.head]!;
-    this.items[this.head] = undefined as T;
+    const items = this.items!;
+    const item = items[this.head]!;
+    this.bytes -= this.sizes![this.head]!;
+    items[this.head] = undefined as T;
     this.head++;
-    if (this.head === this.items.length) this.reset();
+    if (this.head === items.length) this.reset();
     return item;
   }
 
@@ -91,19 +97,26 @@ export class BoundedQueue<T> {
   }
 
   /**
-   * Wait for items and take all of them, or QUEUE_ENDED once the queue has
-   * ended and is drained. Rejects with the end error when `end(error)` was used.
-   * At most one caller may wait at a time.
+   * Take all waiting items at once; QUEUE_ENDED once the queue has ended and
+   * is drained (or throws the end error given to `end(error)`); undefined when
+   * it is simply empty (then `wait()`).
    */
-  take(): Promise<T[] | typeof QUEUE_ENDED> | T[] | typeof QUEUE_ENDED {
+  takeNow(): T[] | typeof QUEUE_ENDED | undefined {
     if (this.length > 0) return this.drain();
-    if (this.ended) return this.finish();
-    return new Promise<void>((resolve) => {
-      this.wake = resolve;
-    }).then(() => (this.length > 0 ? this.drain() : this.finish()));
+    if (!this.ended) return undefined;
+    if (this.endError !== undefined) throw this.endError;
+    return QUEUE_ENDED;
   }
 
-  /** End the queue: waiting items are still taken, then `take()` reports the end. Idempotent. */
+  /** Resolves when items arrive or the queue ends. At most one caller may wait at a time. */
+  wait(): Promise<void> {
+    if (this.length > 0 || this.ended) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  /** End the queue: waiting items are still taken, then `takeNow()` reports the end. Idempotent. */
   end(error?: unknown): void {
     if (this.ended) return;
     this.ended = true;
@@ -111,23 +124,16 @@ export class BoundedQueue<T> {
     this.notify();
   }
 
-  private finish(): typeof QUEUE_ENDED {
-    if (this.endError !== undefined) throw this.endError;
-    return QUEUE_ENDED;
-  }
-
   private drain(): T[] {
-    const batch = this.head === 0 ? this.items : this.items.slice(this.head);
-    this.items = [];
-    this.sizes = [];
-    this.head = 0;
-    this.bytes = 0;
+    const items = this.items!;
+    const batch = this.head === 0 ? items : items.slice(this.head);
+    this.reset();
     return batch;
   }
 
   private append(item: T, size: number): void {
-    this.items.push(item);
-    this.sizes.push(size);
+    (this.items ??= []).push(item);
+    (this.sizes ??= []).push(size);
     this.bytes += size;
     this.notify();
   }
@@ -140,17 +146,9 @@ export class BoundedQueue<T> {
     }
   }
 
-  private compact(): void {
-    if (this.head > 0) {
-      this.items = this.items.slice(this.head);
-      this.sizes = this.sizes.slice(this.head);
-      this.head = 0;
-    }
-  }
-
   private reset(): void {
-    this.items = [];
-    this.sizes = [];
+    this.items = undefined;
+    this.sizes = undefined;
     this.head = 0;
     this.bytes = 0;
   }

@@ -33,11 +33,9 @@ export interface LedgerEntry {
 /** The causes the server itself can choose. */
 export type ServerEndCause = Extract<EndCause, "slow_consumer" | "shutdown" | "lifetime" | "admin" | "dead_peer" | "error">;
 
-/** Observers of stream ends and deliveries; the metrics module is one. */
+/** Observers of stream ends; the metrics module is one. Called on the release path: keep it cheap. */
 export interface LedgerObserver {
   ended(rpc: string, cause: EndCause, releaseSeconds: number): void;
-  delivered(rpc: string, count: number): void;
-  dropped(rpc: string, count: number): void;
 }
 
 /** The registry of live streams. */
@@ -47,6 +45,9 @@ export class Ledger {
   private readonly emptyWaiters = new Set<() => void>();
   private readonly endedCounts = new Map<string, number>();
   private finallyCount = 0;
+  /** Events handed to transports and events dropped (drop-oldest), since start; read by metrics at scrape time. */
+  deliveredTotal = 0;
+  droppedTotal = 0;
 
   /** Live streams right now. */
   get size(): number {
@@ -86,6 +87,14 @@ export class Ledger {
     return totals;
   }
 
+  /** Every (rpc, cause) with the number of streams that ended so, since start. */
+  *endedTotals(): IterableIterator<[rpc: string, cause: EndCause, count: number]> {
+    for (const [key, n] of this.endedCounts) {
+      const slash = key.lastIndexOf("/");
+      yield [key.slice(0, slash), key.slice(slash + 1) as EndCause, n];
+    }
+  }
+
   /** How many streams ended with each `rpc/cause`, since start. */
   endedCount(rpc: string, cause: EndCause): number {
     return this.endedCounts.get(`${rpc}/${cause}`) ?? 0;
@@ -112,13 +121,6 @@ export class Ledger {
     this.finallyCount++;
   }
 
-  delivered(rpc: string, count: number): void {
-    for (const o of this.observers) o.delivered(rpc, count);
-  }
-
-  dropped(rpc: string, count: number): void {
-    for (const o of this.observers) o.dropped(rpc, count);
-  }
 
   /** Resolves when no stream is live, or after `timeoutMs`; returns whether the ledger is empty. */
   whenEmpty(timeoutMs: number): Promise<boolean> {

@@ -11,7 +11,8 @@ import { randomBytes } from "node:crypto";
 import { BoundedQueue, QUEUE_ENDED, type QueueBounds } from "./bounded-queue.js";
 import { causeOfClientAbort, type EndCause } from "./end-cause.js";
 import type { Ledger, LedgerEntry, ServerEndCause } from "./ledger.js";
-import { Scope, type Held, type Releasable } from "./scope.js";
+import { heartbeats, type Beating } from "./heartbeat-wheel.js";
+import { Scope, type Releasable } from "./scope.js";
 import { transportKey, type Transport } from "./transport.js";
 
 /** What a slow consumer costs: the stream ends (disconnect) or loses its oldest queued events (drop-oldest). */
@@ -29,21 +30,26 @@ export interface StreamMessages<T> {
   dropped(key: string, fromSeq: bigint, toSeq: bigint): T;
 }
 
-/** Per-stream settings. */
-export interface StreamSettings {
-  readonly rpc: string;
-  readonly topic?: string;
-  readonly path?: string;
+/** Bounds shared by every stream of a service (one object, not one per stream). */
+export interface StreamLimits {
   readonly queue: QueueBounds;
-  readonly policy: SlowConsumerPolicy;
-  /** In-band heartbeat interval; 0 disables. */
-  readonly heartbeatMs: number;
-  /** Longest life of the stream; 0 is unlimited. */
+  /** Longest life of a stream; 0 is unlimited. */
   readonly lifetimeMs: number;
   /** How long a Closing message may take to flush before the transport is cut. */
   readonly closeFlushMs: number;
   /** Suggested reconnect delay carried by Closing. */
   readonly retryAfterMs: number;
+}
+
+/** Per-stream settings. */
+export interface StreamSettings {
+  readonly rpc: string;
+  readonly topic?: string;
+  readonly path?: string;
+  readonly limits: StreamLimits;
+  readonly policy: SlowConsumerPolicy;
+  /** In-band heartbeat interval; 0 disables. */
+  readonly heartbeatMs: number;
   /** The resume cursor before any event was sent, until the source refines it with `startAt`. */
   readonly initialCursor: string;
 }
@@ -66,28 +72,25 @@ const UNKNOWN_TRANSPORT: Transport = {
   isClosed: () => false,
 };
 
+/** Why a stream stopped when its client left without saying why (HTTP/1.1 has no cancel): one shared error. */
+const CLIENT_GONE = new ConnectError("client went away", Code.Canceled);
+
 let counter = 0;
 const idPrefix = randomBytes(3).toString("hex");
 
 /** One live server stream. Create it with `openStream`. */
-export class LiveStream<T> implements LedgerEntry {
+export class LiveStream<T> implements LedgerEntry, Beating {
   readonly id = `${idPrefix}-${(++counter).toString(36)}`;
-  readonly rpc: string;
-  readonly topic: string;
-  readonly path: string;
-  readonly protocol: string;
-  readonly peer: string;
   readonly startedMs = Date.now();
   eventsSent = 0;
   lastWriteMs = 0;
-  /** Aborted when the stream ends, whatever the cause: pass it to any await made during setup. */
-  readonly signal: AbortSignal;
 
   private readonly scope = new Scope();
   private readonly queue: BoundedQueue<T>;
   private readonly transport: Transport;
-  private readonly abortController = new AbortController();
-  private readonly drops = new Map<string, { from: bigint; to: bigint }>();
+  // Created only when someone asks for `signal` (most streams never do).
+  private abortController: AbortController | undefined;
+  private drops: Map<string, { from: bigint; to: bigint }> | undefined;
   private resumeCursor: string;
   private endCause: EndCause | undefined;
   private endKnownAt = 0;
@@ -98,10 +101,9 @@ export class LiveStream<T> implements LedgerEntry {
   private finished = false;
   private started = false;
   private atYield = false;
-  private writeSince = 0;
   private lastActivityMs = Date.now();
-  private drainListener: (() => void) | undefined;
-  private removeAbortListener: (() => void) | undefined;
+  private drainListener: { resume(): void } | undefined;
+  private listening = false;
   private generator: AsyncGenerator<T> | undefined;
   /** The call's deadline when the stream started (undefined: none), to classify client aborts near it. */
   private readonly deadlineMs: number | undefined;
@@ -112,31 +114,71 @@ export class LiveStream<T> implements LedgerEntry {
     private readonly settings: StreamSettings,
     private readonly messages: StreamMessages<T>,
   ) {
-    this.rpc = settings.rpc;
-    this.topic = settings.topic ?? "";
-    this.path = settings.path ?? "";
     this.transport = ctx.values.get(transportKey) ?? UNKNOWN_TRANSPORT;
-    this.protocol = this.transport.protocol;
-    this.peer = this.transport.peer;
-    this.queue = new BoundedQueue<T>(settings.queue);
+    this.queue = new BoundedQueue<T>(settings.limits.queue);
     this.resumeCursor = settings.initialCursor;
-    this.signal = this.abortController.signal;
     this.deadlineMs = ctx.timeoutMs();
     ledger.add(this);
     if (ctx.signal.aborted) {
       this.onClientAbort();
     } else {
       // Not in the scope: a stream that is flushing its Closing must still hear its client leave.
-      const onAbort = (): void => this.onClientAbort();
-      ctx.signal.addEventListener("abort", onAbort, { once: true });
-      this.removeAbortListener = () => ctx.signal.removeEventListener("abort", onAbort);
+      // The stream itself is the listener (handleEvent): no closure per stream.
+      ctx.signal.addEventListener("abort", this, { once: true });
+      this.listening = true;
     }
-    if (settings.heartbeatMs > 0) this.startHeartbeat(settings.heartbeatMs);
-    if (settings.lifetimeMs > 0) {
-      const t = setTimeout(() => this.close("lifetime", "stream reached the server's maximum lifetime"), settings.lifetimeMs);
+    if (settings.heartbeatMs > 0) this.scope.own("heartbeat", heartbeats.add(settings.heartbeatMs, this));
+    const lifetimeMs = settings.limits.lifetimeMs;
+    if (lifetimeMs > 0) {
+      const t = setTimeout(() => this.close("lifetime", "stream reached the server's maximum lifetime"), lifetimeMs);
       t.unref();
       this.scope.ownTimer(t);
     }
+  }
+
+  get rpc(): string {
+    return this.settings.rpc;
+  }
+
+  get topic(): string {
+    return this.settings.topic ?? "";
+  }
+
+  get path(): string {
+    return this.settings.path ?? "";
+  }
+
+  /** Wire protocol and HTTP version, for example "grpc h2". */
+  get protocol(): string {
+    return this.transport.protocol;
+  }
+
+  /** "address:port" of the client. */
+  get peer(): string {
+    return this.transport.peer;
+  }
+
+  /** Aborted when the stream ends, whatever the cause: pass it to any await made during setup. */
+  get signal(): AbortSignal {
+    if (this.abortController === undefined) {
+      this.abortController = new AbortController();
+      if (this.endCause !== undefined) this.abortController.abort(this.endCause);
+    }
+    return this.abortController.signal;
+  }
+
+  /** @internal the request signal's abort listener. */
+  handleEvent(): void {
+    this.listening = false;
+    this.onClientAbort();
+  }
+
+  /** @internal asked by the heartbeat wheel: send a heartbeat when nothing was written for an interval. */
+  beat(nowMs: number): void {
+    if (this.endCause !== undefined || this.atYield || this.queue.length > 0) return;
+    if (nowMs - this.lastActivityMs < this.settings.heartbeatMs - 1) return;
+    this.queue.force(this.messages.heartbeat(this.resumeCursor));
+    this.lastActivityMs = nowMs;
   }
 
   get queued(): number {
@@ -167,7 +209,7 @@ export class LiveStream<T> implements LedgerEntry {
   }
 
   writePendingMs(now: number): number {
-    return this.atYield && this.writeSince > 0 ? now - this.writeSince : 0;
+    return this.atYield ? now - this.lastActivityMs : 0;
   }
 
   /** Register a resource with this stream's scope; released exactly once when the stream ends. */
@@ -176,14 +218,9 @@ export class LiveStream<T> implements LedgerEntry {
     return resource;
   }
 
-  /** Register a resource and get a handle to release it early. */
-  hold(kind: string, resource: Releasable): Held {
-    return this.scope.own(kind, resource);
-  }
-
-  /** Called after the queue was drained by the transport, to let paused sources continue. */
-  onDrain(listener: () => void): void {
-    this.drainListener = listener;
+  /** A source paused by a full queue (a replaying bus subscription): resumed each time the transport drains the queue. */
+  onDrain(source: { resume(): void }): void {
+    this.drainListener = source;
   }
 
   /** Whether one more message of `size` bytes fits in the queue. */
@@ -205,12 +242,13 @@ export class LiveStream<T> implements LedgerEntry {
     if (this.queue.offer(message, size)) return;
     if (this.ended) return;
     if (this.settings.policy === "disconnect" || this.messages.dropKey(message) === undefined) {
-      this.close("slow_consumer", `subscriber fell behind: more than ${this.settings.queue.maxItems} messages or ${this.settings.queue.maxBytes} bytes queued`);
+      const q = this.settings.limits.queue;
+      this.close("slow_consumer", `subscriber fell behind: more than ${q.maxItems} messages or ${q.maxBytes} bytes queued`);
       return;
     }
     let droppedCount = 0;
     const kept: T[] = []; // control messages (Subscribed, Gap) are never dropped
-    const { maxItems, maxBytes } = this.settings.queue;
+    const { maxItems, maxBytes } = this.settings.limits.queue;
     const fitsWithKept = (): boolean => this.queue.length + kept.length < maxItems && this.queue.queuedBytes + size <= maxBytes;
     while (!fitsWithKept() && this.queue.length > 0) {
       const old = this.queue.shift() as T;
@@ -228,7 +266,7 @@ export class LiveStream<T> implements LedgerEntry {
       this.noteDrop(key.key, key.seq);
       droppedCount++;
     }
-    this.ledger.dropped(this.rpc, droppedCount);
+    this.ledger.droppedTotal += droppedCount;
   }
 
   /** End normally once everything queued has been sent (for finite streams). */
@@ -257,9 +295,9 @@ export class LiveStream<T> implements LedgerEntry {
     this.closing = true;
     this.releaseSources();
     this.queue.clear();
-    this.queue.force(this.messages.closing(cause, this.resumeCursor, this.settings.retryAfterMs, message));
+    this.queue.force(this.messages.closing(cause, this.resumeCursor, this.settings.limits.retryAfterMs, message));
     this.queue.end(new ConnectError(message, CLOSE_CODE[cause]));
-    this.flushTimer = setTimeout(() => this.cut(cause, message), this.settings.closeFlushMs);
+    this.flushTimer = setTimeout(() => this.cut(cause, message), this.settings.limits.closeFlushMs);
     this.flushTimer.unref();
   }
 
@@ -284,10 +322,13 @@ export class LiveStream<T> implements LedgerEntry {
       if (this.stopError !== undefined) throw this.stopError;
       await setup(this);
       for (;;) {
-        const taken = this.queue.take();
-        const batch = taken instanceof Promise ? await taken : taken;
+        const batch = this.queue.takeNow();
+        if (batch === undefined) {
+          await this.queue.wait();
+          continue;
+        }
         if (batch === QUEUE_ENDED) return;
-        this.drainListener?.();
+        this.drainListener?.resume();
         // Events dropped (drop-oldest) were queued after the previous batch and before this one.
         const drops = this.takeDrops();
         if (drops !== undefined) yield* this.yieldAll(drops);
@@ -319,17 +360,14 @@ export class LiveStream<T> implements LedgerEntry {
     if (cursor !== undefined) {
       this.resumeCursor = cursor;
       this.eventsSent++;
-      this.ledger.delivered(this.rpc, 1);
+      this.ledger.deliveredTotal++;
     }
-    const now = Date.now();
-    this.writeSince = now;
-    this.lastActivityMs = now;
+    this.lastActivityMs = Date.now(); // also when the write began: see writePendingMs
     this.atYield = true;
     try {
       yield message;
     } finally {
       this.atYield = false;
-      this.writeSince = 0;
       this.lastWriteMs = Date.now();
     }
   }
@@ -347,8 +385,12 @@ export class LiveStream<T> implements LedgerEntry {
         remainingMs: this.ctx.timeoutMs(),
       }),
     );
-    this.stop(toConnectError(this.ctx.signal.reason ?? new ConnectError("client went away", Code.Canceled)));
+    const reason: unknown = this.ctx.signal.reason;
+    this.stop(reason instanceof ConnectError ? reason : CLIENT_GONE);
     this.unpark();
+    // The client is gone and stop() released everything the stream held: it leaves the ledger
+    // now, not a few microtasks later when its generator's finally runs (that still happens).
+    this.finish();
   }
 
   /** Stop yielding at once: release sources, drop what is queued, wake the reader with `error`. */
@@ -381,7 +423,7 @@ export class LiveStream<T> implements LedgerEntry {
     if (this.endCause !== undefined) return;
     this.endCause = cause;
     this.endKnownAt = performance.now();
-    this.abortController.abort(cause);
+    this.abortController?.abort(cause);
   }
 
   /** Release every source (bus subscription, timers...). The ledger entry stays until `finish()`. */
@@ -396,7 +438,10 @@ export class LiveStream<T> implements LedgerEntry {
     if (this.endCause === undefined) this.markEnd("completed");
     this.scope.releaseAll();
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    this.removeAbortListener?.();
+    if (this.listening) {
+      this.listening = false;
+      this.ctx.signal.removeEventListener("abort", this);
+    }
     this.queue.clear();
     this.queue.end();
     const seconds = (performance.now() - this.endKnownAt) / 1000;
@@ -404,8 +449,9 @@ export class LiveStream<T> implements LedgerEntry {
   }
 
   private noteDrop(key: string, seq: bigint): void {
-    const d = this.drops.get(key);
-    if (d === undefined) this.drops.set(key, { from: seq, to: seq });
+    const drops = (this.drops ??= new Map());
+    const d = drops.get(key);
+    if (d === undefined) drops.set(key, { from: seq, to: seq });
     else {
       if (seq < d.from) d.from = seq;
       if (seq > d.to) d.to = seq;
@@ -413,30 +459,12 @@ export class LiveStream<T> implements LedgerEntry {
   }
 
   private takeDrops(): T[] | undefined {
-    if (this.drops.size === 0) return undefined;
+    const drops = this.drops;
+    if (drops === undefined || drops.size === 0) return undefined;
     const out: T[] = [];
-    for (const [key, d] of this.drops) out.push(this.messages.dropped(key, d.from, d.to));
-    this.drops.clear();
+    for (const [key, d] of drops) out.push(this.messages.dropped(key, d.from, d.to));
+    drops.clear();
     return out;
-  }
-
-  private startHeartbeat(intervalMs: number): void {
-    let timer: NodeJS.Timeout;
-    const tick = (): void => {
-      if (this.ended) return;
-      const idle = Date.now() - this.lastActivityMs;
-      if (idle >= intervalMs - 1 && this.queue.length === 0 && !this.atYield) {
-        this.queue.force(this.messages.heartbeat(this.resumeCursor));
-        this.lastActivityMs = Date.now();
-        timer = setTimeout(tick, intervalMs);
-      } else {
-        timer = setTimeout(tick, Math.max(1, intervalMs - idle));
-      }
-      timer.unref();
-    };
-    timer = setTimeout(tick, intervalMs);
-    timer.unref();
-    this.scope.own("timer", { close: () => clearTimeout(timer) });
   }
 }
 

@@ -2,6 +2,7 @@
  * A stream scope: every resource a stream takes is registered here when it is
  * taken, and released exactly once, whichever way the stream ends. Release is
  * idempotent; a resource registered after the scope closed is released at once.
+ * Kept lean (two arrays, no per-resource wrapper): an idle stream holds one.
  */
 
 /** Anything that can be released. */
@@ -9,76 +10,55 @@ export interface Releasable {
   close(): void;
 }
 
-/** A registered resource; `release()` frees it early (and only once). */
-export interface Held {
-  release(): void;
+function safeClose(resource: Releasable): void {
+  try {
+    resource.close();
+  } catch {
+    // A failing release must not keep the others held; nothing useful to report to the peer.
+  }
 }
 
 /** Owns the resources of one stream. */
 export class Scope {
-  private readonly held = new Set<HeldResource>();
+  // Alternating kind, resource, in an array of exactly that length (an idle stream keeps it).
+  private held: readonly (string | Releasable)[] = [];
   private closed = false;
-  private readonly counts = new Map<string, number>();
 
   /** True after `releaseAll()`. */
   get isClosed(): boolean {
     return this.closed;
   }
 
-  /** Resources held right now, by kind (a live Map; read it, do not keep it). */
-  resources(): ReadonlyMap<string, number> {
-    return this.counts;
+  /** Resources held right now, by kind. */
+  resources(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < this.held.length; i += 2) {
+      const kind = this.held[i] as string;
+      counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    }
+    return counts;
   }
 
-  /** Register a resource of `kind`; its `close()` runs once, when released. */
-  own(kind: string, resource: Releasable): Held {
-    const entry = new HeldResource(kind, resource, this);
+  /** Register a resource of `kind`; its `close()` runs once, when the scope is released. */
+  own(kind: string, resource: Releasable): void {
     if (this.closed) {
-      entry.release();
-      return entry;
+      safeClose(resource);
+      return;
     }
-    this.held.add(entry);
-    this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
-    return entry;
+    this.held = [...this.held, kind, resource];
   }
 
   /** Register a timer so it is cleared with the stream. */
-  ownTimer(timer: NodeJS.Timeout): Held {
-    return this.own("timer", { close: () => clearTimeout(timer) });
+  ownTimer(timer: NodeJS.Timeout): void {
+    this.own("timer", { close: () => clearTimeout(timer) });
   }
 
-  /** Release every resource now; errors in one release never skip the others. Idempotent. */
+  /** Release every resource now, newest first; errors in one release never skip the others. Idempotent. */
   releaseAll(): void {
     this.closed = true;
-    for (const entry of [...this.held]) entry.release();
-  }
-
-  /** @internal called by a resource when it is released. */
-  forget(entry: HeldResource): void {
-    if (!this.held.delete(entry)) return;
-    const n = (this.counts.get(entry.kind) ?? 1) - 1;
-    if (n === 0) this.counts.delete(entry.kind);
-    else this.counts.set(entry.kind, n);
-  }
-}
-
-class HeldResource implements Held {
-  private released = false;
-
-  constructor(
-    readonly kind: string,
-    private readonly resource: Releasable,
-    private readonly scope: Scope,
-  ) {}
-
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.scope.forget(this);
-    try {
-      this.resource.close();
-    } catch {
-      // A failing release must not keep the others held; nothing useful to report to the peer.
-    }
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    for (let i = held.length - 1; i > 0; i -= 2) safeClose(held[i] as Releasable);
   }
 }

@@ -7,7 +7,7 @@
  */
 import { createContextKey } from "@connectrpc/connect";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 
 /** The exchange of one request. */
 export interface Transport {
@@ -45,34 +45,53 @@ export function protocolOf(contentType: string | undefined, httpVersion: string)
   return `${wire} ${httpVersion.startsWith("2") ? "h2" : "http/1.1"}`;
 }
 
-/** Build the Transport of a Node request/response pair. `isDead` tells whether keepalive condemned the connection. */
-export function transportOf(
-  req: IncomingMessage | Http2ServerRequest,
-  res: ServerResponse | Http2ServerResponse,
-  isDead: () => boolean,
-): Transport {
-  const socket = req.socket;
+/**
+ * The Transport of a Node request/response pair. A class, not closures: one
+ * small object per request, with peer and protocol worked out only when asked.
+ */
+export class NodeTransport implements Transport {
   // Captured now: a destroyed stream may no longer know its session.
-  const session = "stream" in req ? req.stream.session : undefined;
-  const peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
-  const protocol = protocolOf(req.headers["content-type"], req.httpVersion);
-  return {
-    protocol,
-    peer,
-    peerDead: isDead,
-    destroy() {
-      if ("stream" in req) {
-        if (!req.stream.closed && !req.stream.destroyed) req.stream.close(h2.NGHTTP2_CANCEL);
-      } else if (!res.destroyed) {
-        res.destroy();
-      }
-    },
-    isClosed() {
-      return "stream" in req ? req.stream.closed || req.stream.destroyed : res.destroyed || res.writableEnded;
-    },
-    connectionLost() {
-      // (On HTTP/2, req.socket is a proxy over the stream, not the connection: ask the session.)
-      return session !== undefined ? session.destroyed : socket.destroyed;
-    },
-  };
+  private readonly session: Http2Session | undefined;
+  private peerText: string | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage | Http2ServerRequest,
+    private readonly res: ServerResponse | Http2ServerResponse,
+    /** Whether keepalive condemned an HTTP/2 session (shared, not per request). */
+    private readonly isDeadSession: (session: Http2Session | undefined) => boolean,
+  ) {
+    this.session = "stream" in req ? req.stream.session : undefined;
+  }
+
+  get protocol(): string {
+    return protocolOf(this.req.headers["content-type"], this.req.httpVersion);
+  }
+
+  get peer(): string {
+    const socket = this.req.socket;
+    return (this.peerText ??= `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`);
+  }
+
+  peerDead(): boolean {
+    return this.isDeadSession(this.session);
+  }
+
+  destroy(): void {
+    const req = this.req;
+    if ("stream" in req) {
+      if (!req.stream.closed && !req.stream.destroyed) req.stream.close(h2.NGHTTP2_CANCEL);
+    } else if (!this.res.destroyed) {
+      this.res.destroy();
+    }
+  }
+
+  isClosed(): boolean {
+    const req = this.req;
+    return "stream" in req ? req.stream.closed || req.stream.destroyed : this.res.destroyed || this.res.writableEnded;
+  }
+
+  connectionLost(): boolean {
+    // (On HTTP/2, req.socket is a proxy over the stream, not the connection: ask the session.)
+    return this.session !== undefined ? this.session.destroyed : this.req.socket.destroyed;
+  }
 }

@@ -5,6 +5,7 @@
  * shows no server socket left in CLOSE_WAIT. Plus a subscriber that records
  * what it saw and how its call ended, without ever throwing.
  */
+import { heartbeats } from "../../src/stream/heartbeat-wheel.js";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { expect } from "vitest";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -58,6 +59,8 @@ export async function expectCleanEnd(
   expect(server.ledger.size).toBe(0);
   expect([...server.ledger.resourceTotals()]).toEqual([]);
   expect(server.bus.stats().subscriptionsActive).toBe(0);
+  // The shared heartbeat wheel holds no member and runs no timer once no stream is live.
+  expect({ members: heartbeats.size, timers: heartbeats.timers }).toEqual({ members: 0, timers: 0 });
   await waitFor(() => closeWaitCount(server.port) === 0, 15_000, `no CLOSE_WAIT on port ${server.port} (now ${closeWaitCount(server.port)})`);
 }
 

@@ -21,12 +21,9 @@ const messages: StreamMessages<Msg> = {
 function settings(overrides: Partial<StreamSettings> = {}): StreamSettings {
   return {
     rpc: "test/Stream",
-    queue: { maxItems: 3, maxBytes: 1 << 20 },
+    limits: { queue: { maxItems: 3, maxBytes: 1 << 20 }, lifetimeMs: 0, closeFlushMs: 1_000, retryAfterMs: 0 },
     policy: "drop-oldest",
     heartbeatMs: 0,
-    lifetimeMs: 0,
-    closeFlushMs: 1_000,
-    retryAfterMs: 0,
     initialCursor: "start",
     ...overrides,
   };
