@@ -331,9 +331,18 @@ export class LiveStream<T> implements LedgerEntry, Beating {
         this.drainListener?.resume();
         // Events dropped (drop-oldest) were queued after the previous batch and before this one.
         const drops = this.takeDrops();
-        if (drops !== undefined) yield* this.yieldAll(drops);
+        if (drops !== undefined) {
+          for (const message of drops) {
+            this.beforeYield(message);
+            yield message;
+            this.afterYield();
+          }
+        }
         for (let i = 0; i < batch.length; i++) {
-          yield* this.yieldOne(batch[i]!);
+          const message = batch[i]!;
+          this.beforeYield(message);
+          yield message;
+          this.afterYield();
           if (this.stopError !== undefined) throw this.stopError;
           if (this.closing && this.queue.length > 0) break; // abandon the rest of the batch: Closing is next
         }
@@ -350,12 +359,14 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     }
   }
 
-  private *yieldAll(messages: T[]): Generator<T, void, undefined> {
-    for (const m of messages) yield* this.yieldOne(m);
-  }
-
-  // A sync generator delegated with yield*: the async generator parks exactly here.
-  private *yieldOne(message: T): Generator<T, void, undefined> {
+  /**
+   * Bookkeeping before a message is handed to connect-es: the stream's
+   * position, counters, and the mark that a write is pending (the generator
+   * parks at the `yield` that follows until the transport takes the message).
+   * Inline `yield`s, not a delegated sync generator: `yield*` of a sync
+   * iterator inside an async generator costs extra promises per message.
+   */
+  private beforeYield(message: T): void {
     const cursor = this.messages.cursorOf(message);
     if (cursor !== undefined) {
       this.resumeCursor = cursor;
@@ -364,12 +375,11 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     }
     this.lastActivityMs = Date.now(); // also when the write began: see writePendingMs
     this.atYield = true;
-    try {
-      yield message;
-    } finally {
-      this.atYield = false;
-      this.lastWriteMs = Date.now();
-    }
+  }
+
+  private afterYield(): void {
+    this.atYield = false;
+    this.lastWriteMs = Date.now();
   }
 
   private onClientAbort(): void {
@@ -435,6 +445,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.atYield = false; // a generator return()ed at its yield never ran afterYield
     if (this.endCause === undefined) this.markEnd("completed");
     this.scope.releaseAll();
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
