@@ -60,6 +60,20 @@ const settled = (): void => {
   poke();
 };
 
+/** Count a Publish call's answer (acked or failed) when it settles. */
+function track(call: Promise<unknown>): void {
+  call.then(
+    () => {
+      acked++;
+      settled();
+    },
+    () => {
+      failures++;
+      settled();
+    },
+  );
+}
+
 async function flow(a: Common & { window: number; concurrency: number }): Promise<void> {
   const c = clientFor(a);
   const data = new Uint8Array(a.bytes).fill(0x61);
@@ -76,16 +90,7 @@ async function flow(a: Common & { window: number; concurrency: number }): Promis
       }
       published++;
       inflight++;
-      c.publish({ topic: a.topic, data }).then(
-        () => {
-          acked++;
-          settled();
-        },
-        () => {
-          failures++;
-          settled();
-        },
-      );
+      track(c.publish({ topic: a.topic, data }));
     }
     while (inflight > 0) await parked();
   } finally {
@@ -105,16 +110,7 @@ async function paced(a: Common & { rate: number; durationMs: number }): Promise<
     new DataView(data.buffer).setFloat64(0, now(), true);
     published++;
     inflight++;
-    c.publish({ topic: a.topic, data }).then(
-      () => {
-        acked++;
-        settled();
-      },
-      () => {
-        failures++;
-        settled();
-      },
-    );
+    track(c.publish({ topic: a.topic, data }));
   }
   while (inflight > 0) await parked();
 }

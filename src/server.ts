@@ -3,7 +3,6 @@
  * ALPN), Connect + gRPC + gRPC-web routes, /metrics and /healthz, HTTP/2
  * keepalive, the write-stall watchdog and graceful shutdown.
  */
-import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
@@ -21,7 +20,7 @@ import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
 import { Ledger } from "./stream/ledger.js";
-import { NodeTransport, transportKey, type Transport } from "./stream/transport.js";
+import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 
@@ -65,7 +64,6 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   const ledger = new Ledger();
   const metrics = createMetrics(ledger, bus, [SUBSCRIBE_RPC]);
   const connections = new Connections();
-  const transports = new WeakMap<NodeRequest, Transport>();
   let shuttingDown = false;
   let address: AddressInfo | undefined;
 
@@ -77,9 +75,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
     contextValues(req) {
-      const values = createContextValues();
-      values.set(transportKey, transports.get(req));
-      return values;
+      return new RequestValues(new NodeTransport(req, isDeadSession));
     },
   });
 
@@ -111,7 +107,6 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       );
       return;
     }
-    transports.set(req, new NodeTransport(req, res, isDeadSession));
     connectHandler(req, res);
   }
 

@@ -5,9 +5,9 @@
  * ledger wants the peer and the protocol. The server puts it in the handler
  * context under `transportKey`.
  */
-import { createContextKey } from "@connectrpc/connect";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { constants as h2, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import { createContextKey, type ContextKey, type ContextValues } from "@connectrpc/connect";
+import type { IncomingMessage } from "node:http";
+import { constants as h2, type Http2ServerRequest, type Http2Session } from "node:http2";
 
 /** The exchange of one request. */
 export interface Transport {
@@ -56,7 +56,6 @@ export class NodeTransport implements Transport {
 
   constructor(
     private readonly req: IncomingMessage | Http2ServerRequest,
-    private readonly res: ServerResponse | Http2ServerResponse,
     /** Whether keepalive condemned an HTTP/2 session (shared, not per request). */
     private readonly isDeadSession: (session: Http2Session | undefined) => boolean,
   ) {
@@ -80,18 +79,47 @@ export class NodeTransport implements Transport {
     const req = this.req;
     if ("stream" in req) {
       if (!req.stream.closed && !req.stream.destroyed) req.stream.close(h2.NGHTTP2_CANCEL);
-    } else if (!this.res.destroyed) {
-      this.res.destroy();
+    } else if (!req.socket.destroyed) {
+      // An HTTP/1.1 exchange owns its connection while it streams: cutting it means closing the socket.
+      req.socket.destroy();
     }
   }
 
   isClosed(): boolean {
     const req = this.req;
-    return "stream" in req ? req.stream.closed || req.stream.destroyed : this.res.destroyed || this.res.writableEnded;
+    return "stream" in req ? req.stream.closed || req.stream.destroyed : req.socket.destroyed;
   }
 
   connectionLost(): boolean {
     // (On HTTP/2, req.socket is a proxy over the stream, not the connection: ask the session.)
     return this.session !== undefined ? this.session.destroyed : this.req.socket.destroyed;
+  }
+}
+
+/**
+ * ContextValues for a request that carries its Transport. connect-es's own
+ * createContextValues() builds three closures per call; this is one small
+ * object per request with its methods on the prototype.
+ */
+export class RequestValues implements ContextValues {
+  private extra: Map<symbol, unknown> | undefined;
+
+  constructor(private transport: Transport | undefined) {}
+
+  get<V>(key: ContextKey<V>): V {
+    if (key === (transportKey as ContextKey<unknown>)) return (this.transport ?? key.defaultValue) as V;
+    return this.extra?.has(key.id) === true ? (this.extra.get(key.id) as V) : key.defaultValue;
+  }
+
+  set<V>(key: ContextKey<V>, value: V): this {
+    if (key === (transportKey as ContextKey<unknown>)) this.transport = value as Transport | undefined;
+    else (this.extra ??= new Map()).set(key.id, value);
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    if (key === (transportKey as ContextKey<unknown>)) this.transport = undefined;
+    else this.extra?.delete(key.id);
+    return this;
   }
 }

@@ -9,7 +9,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventService, GapReason } from "../../gen/runnel/v1/event_pb.js";
 import type { RunnelServer } from "../../src/server.js";
-import { startServer, waitFor } from "../harness/server.js";
+import { expectNoStreams, startServer } from "../harness/server.js";
 import { Subscriber, type SubscribeInit } from "../harness/subscriber.js";
 import { TRANSPORTS } from "../harness/transports.js";
 
@@ -34,8 +34,7 @@ describe("patterns and start positions", () => {
     await server.shutdown(1_000);
   });
   afterEach(async () => {
-    await waitFor(() => server.ledger.size === 0, 5_000, "ledger empty");
-    expect(server.bus.stats().subscriptionsActive).toBe(0);
+    await expectNoStreams(server);
   });
 
   describe("patterns", () => {

@@ -10,7 +10,7 @@ import { AdminService } from "../../gen/runnel/v1/admin_pb.js";
 import { ClosingReason, EventService, GapReason } from "../../gen/runnel/v1/event_pb.js";
 import { rawSubscribe } from "../harness/raw-connect.js";
 import type { RunnelServer } from "../../src/server.js";
-import { startServer, waitFor } from "../harness/server.js";
+import { expectNoStreams, startServer, waitFor } from "../harness/server.js";
 import { Subscriber } from "../harness/subscriber.js";
 import { TRANSPORTS } from "../harness/transports.js";
 
@@ -34,8 +34,7 @@ describe("resume after a cursor", () => {
     await server.shutdown(1_000);
   });
   afterEach(async () => {
-    await waitFor(() => server.ledger.size === 0, 5_000, "ledger empty");
-    expect(server.bus.stats().subscriptionsActive).toBe(0);
+    await expectNoStreams(server);
   });
 
   for (const t of TRANSPORTS) {

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventService, GapReason, SlowConsumerPolicy, type SubscribeResponse } from "../../gen/runnel/v1/event_pb.js";
 import type { RunnelServer } from "../../src/server.js";
 import { rawSubscribe, type RawSubscription } from "../harness/raw-connect.js";
-import { startServer, waitFor } from "../harness/server.js";
+import { expectNoStreams, startServer, waitFor } from "../harness/server.js";
 
 const MAX_QUEUE = 10;
 const PAYLOAD = new Uint8Array(200).fill(120);
@@ -78,8 +78,7 @@ describe("slow consumer, drop-oldest policy", () => {
     await server.shutdown(1_000);
   });
   afterEach(async () => {
-    await waitFor(() => server.ledger.size === 0, 5_000, "ledger empty");
-    expect(server.bus.stats().subscriptionsActive).toBe(0);
+    await expectNoStreams(server);
   });
 
   it("exact topic: Gap(DROPPED) ranges cover exactly the missing seqs; the stream stays open", async () => {

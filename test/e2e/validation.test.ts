@@ -8,7 +8,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventService } from "../../gen/runnel/v1/event_pb.js";
 import type { RunnelServer } from "../../src/server.js";
-import { startServer, waitFor } from "../harness/server.js";
+import { expectNoStreams, startServer, waitFor } from "../harness/server.js";
 import { Subscriber, type SubscribeInit } from "../harness/subscriber.js";
 import { TRANSPORTS } from "../harness/transports.js";
 
@@ -49,8 +49,7 @@ describe("validation", () => {
 
   /** After every bad request: nothing held, and a publish + subscribe round trip still works. */
   afterEach(async () => {
-    await waitFor(() => server.ledger.size === 0, 5_000, "ledger empty");
-    expect(server.bus.stats().subscriptionsActive).toBe(0);
+    await expectNoStreams(server);
     const topic = "still.serving";
     const sub = Subscriber.open(transport, { topic });
     await sub.ready();

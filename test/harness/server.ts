@@ -24,3 +24,11 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Wait until no stream is live on `server`, then check its bus holds no subscription either. */
+export async function expectNoStreams(server: RunnelServer, timeoutMs = 5_000): Promise<void> {
+  await waitFor(() => server.ledger.size === 0, timeoutMs, "ledger empty");
+  if (server.bus.stats().subscriptionsActive !== 0) {
+    throw new Error(`ledger is empty but the bus still has ${server.bus.stats().subscriptionsActive} subscriptions`);
+  }
+}
