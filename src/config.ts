@@ -27,6 +27,8 @@ export interface Config {
   readonly retentionBytes: number;
   /** Most topics the memory bus keeps. */
   readonly maxTopics: number;
+  /** Bytes the memory bus retains across all topics; over it the globally oldest events are trimmed. */
+  readonly maxRetainedBytes: number;
   /** A write the peer has not taken within this bound ends the stream (cause dead_peer). */
   readonly writeTimeoutMs: number;
   /** How long a Closing message may take to flush before the transport is cut. */
@@ -62,6 +64,7 @@ export const DEFAULTS: Config = {
   retentionEvents: 10_000,
   retentionBytes: 64 * 1024 * 1024,
   maxTopics: 100_000,
+  maxRetainedBytes: 1024 * 1024 * 1024,
   writeTimeoutMs: 30_000,
   closeFlushMs: 2_000,
   maxStreamLifetimeMs: 0,
@@ -92,6 +95,7 @@ const NUMERIC: ReadonlyArray<readonly [string, keyof Config, number]> = [
   ["retention-events", "retentionEvents", 1],
   ["retention-bytes", "retentionBytes", 1024],
   ["max-topics", "maxTopics", 1],
+  ["max-retained-bytes", "maxRetainedBytes", 1024],
   ["write-timeout-ms", "writeTimeoutMs", 1],
   ["close-flush-ms", "closeFlushMs", 1],
   ["max-stream-lifetime-ms", "maxStreamLifetimeMs", 0],

@@ -12,7 +12,7 @@ import tls from "node:tls";
 import { pino, type Logger } from "pino";
 import type { Bus } from "./bus/bus.js";
 import { createMemoryBus } from "./bus/memory-bus.js";
-import { DEFAULTS, type Config } from "./config.js";
+import { ConfigError, DEFAULTS, type Config } from "./config.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { Connections } from "./net/connections.js";
 import { isDeadSession, keepAlive } from "./net/keepalive.js";
@@ -58,9 +58,17 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
 export function createServer(partial: Partial<Config> = {}, parts: ServerParts = {}): RunnelServer {
   const config: Config = { ...DEFAULTS, ...partial };
   const log = parts.logger ?? pino({ level: config.logLevel, base: undefined });
+  if (parts.bus === undefined && config.bus !== "memory") {
+    throw new ConfigError(`--bus ${config.bus}: only the embedded memory bus is available in this version`);
+  }
   const bus =
     parts.bus ??
-    createMemoryBus({ retentionEvents: config.retentionEvents, retentionBytes: config.retentionBytes, maxTopics: config.maxTopics });
+    createMemoryBus({
+      retentionEvents: config.retentionEvents,
+      retentionBytes: config.retentionBytes,
+      maxTopics: config.maxTopics,
+      maxRetainedBytes: config.maxRetainedBytes,
+    });
   const ledger = new Ledger();
   const metrics = createMetrics(ledger, bus, [SUBSCRIBE_RPC]);
   const connections = new Connections();

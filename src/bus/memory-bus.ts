@@ -1,6 +1,7 @@
 /**
  * The embedded, in-memory Bus: the default backend. Events live in one
- * bounded ring per topic; a bus-wide position orders them across topics;
+ * bounded ring per topic, under a bus-wide byte bound that trims the
+ * globally oldest first; a bus-wide position orders them across topics;
  * live fan-out finds matching subscriptions through a pattern index instead
  * of scanning them; replay and live delivery share one StoredEvent object per
  * event.
@@ -9,6 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { type Bus, BusError, type BusStats, type DeliverySink, type StoredEvent, type SubscribeSpec } from "./bus.js";
 import { encodeCursor } from "./cursor-codec.js";
+import { OldestFirst } from "./memory-retention.js";
 import { planStart, startCursorOf } from "./memory-start.js";
 import { MemorySubscription, type SubscriptionHost } from "./memory-subscription.js";
 import { TopicIndex } from "./memory-topic-index.js";
@@ -24,6 +26,12 @@ export interface MemoryBusOptions {
   readonly retentionBytes?: number;
   /** Most topics the bus holds; publishing to one more fails with BusError("exhausted") (default 100,000). */
   readonly maxTopics?: number;
+  /**
+   * Bytes (by StoredEvent.size) retained across all topics (default 1 GiB). Over it, the globally
+   * oldest events are trimmed, whatever their topic, even a topic's only event; the event just
+   * published is always kept.
+   */
+  readonly maxRetainedBytes?: number;
   /** Clock for StoredEvent.timeMs (default Date.now). */
   readonly now?: () => number;
   /** Told about exceptions thrown by a sink; that subscription is closed (default: ignore). */
@@ -60,6 +68,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
   const retentionEvents = positiveInt("retentionEvents", options.retentionEvents ?? 10_000);
   const retentionBytes = positiveInt("retentionBytes", options.retentionBytes ?? 64 * 1024 * 1024);
   const maxTopics = positiveInt("maxTopics", options.maxTopics ?? 100_000);
+  const maxRetainedBytes = positiveInt("maxRetainedBytes", options.maxRetainedBytes ?? 1024 * 1024 * 1024);
   const now = options.now ?? Date.now;
   const onSinkError = options.onSinkError;
 
@@ -67,6 +76,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
   const topics = new TopicIndex<TopicLog>();
   const index = new PatternIndex<MemorySubscription>();
   const subscriptions = new Set<MemorySubscription>();
+  const oldestFirst = new OldestFirst();
   let head = 0;
   let newest: StoredEvent | undefined;
   let retainedEvents = 0;
@@ -125,12 +135,21 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     });
     head = global;
     newest = event;
+    const wasEmpty = log.count === 0;
     log.append(event, global);
+    if (wasEmpty) oldestFirst.add(log);
     retainedEvents++;
     retainedBytes += size;
     const trimmed = log.trimTo(retentionEvents, retentionBytes);
     retainedEvents -= trimmed.events;
     retainedBytes -= trimmed.bytes;
+    // The bus-wide bound: the event just published is the newest of all, so it is never the oldest while others remain.
+    while (retainedBytes > maxRetainedBytes && retainedEvents > 1) {
+      const t = oldestFirst.trimOldest();
+      if (t.events === 0) break;
+      retainedEvents -= t.events;
+      retainedBytes -= t.bytes;
+    }
     fanOutQueue.push({ log, event, global, seq });
     fanOut();
     return event;
@@ -187,6 +206,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         closed = true;
         for (const sub of [...subscriptions]) sub.close();
         topics.clear();
+        oldestFirst.clear();
         retainedEvents = 0;
         retainedBytes = 0;
       }

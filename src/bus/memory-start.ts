@@ -148,7 +148,9 @@ export function startCursorOf(pattern: string, start: StartPosition, plan: Repla
   const log = ctx.topics.get(pattern);
   const before = plan.minSeq - 1;
   if (log === undefined || before > log.lastSeq) return ""; // a seq nobody has published yet: no cursor says that
-  // Right after seq `before` of this topic; if it was trimmed, any position before the first retained event will do.
-  const global = before >= log.firstSeq ? log.globalAt(before) : log.globalAt(log.firstSeq) - 1;
+  // Right after seq `before` of this topic; if it was trimmed, any position before the first retained event will do
+  // (in a log the bus-wide bound emptied, the position of its newest event, which is at or after `before`).
+  const global =
+    before >= log.firstSeq ? log.globalAt(before) : log.count > 0 ? log.globalAt(log.firstSeq) - 1 : log.lastGlobal;
   return encodeCursor({ epoch: ctx.epoch, global, seq: before, topic: pattern });
 }

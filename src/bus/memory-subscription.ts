@@ -21,7 +21,10 @@ export interface ReplayHead {
   readonly log: TopicLog;
   /** Next seq to deliver; below `log.firstSeq` when events were trimmed (a gap). */
   nextSeq: number;
-  /** Global position of the first retained event at or after nextSeq, as last seen (may lag after trims). */
+  /**
+   * Global position of the first retained event at or after nextSeq, as last seen (may lag after
+   * trims); see `headKey`.
+   */
   key: number;
 }
 
@@ -100,7 +103,7 @@ export class MemorySubscription implements BusSubscription {
   }
 
   private addHead(log: TopicLog, nextSeq: number): void {
-    const head: ReplayHead = { log, nextSeq, key: log.globalAt(Math.max(nextSeq, log.firstSeq)) };
+    const head: ReplayHead = { log, nextSeq, key: headKey(log, nextSeq) };
     (this.heads ??= new Map()).set(log, head);
     (this.heap ??= new MinHeap()).push(head);
   }
@@ -129,7 +132,7 @@ export class MemorySubscription implements BusSubscription {
         if (!this.wantsMore()) return;
         const log = head.log;
         const seq = Math.max(head.nextSeq, log.firstSeq);
-        const key = log.globalAt(seq);
+        const key = headKey(log, head.nextSeq);
         if (key !== head.key) {
           // Trimmed since the head was keyed: its real position is later; reorder and look again.
           head.key = key;
@@ -138,6 +141,13 @@ export class MemorySubscription implements BusSubscription {
         }
         // Update all state before calling out: the sink may publish, resume or close re-entrantly.
         heap!.pop();
+        if (log.count === 0) {
+          // The bus-wide bound trimmed the rest of this topic and nothing newer exists yet: report
+          // what is missing and drop the head; the topic's next publish is offered as usual.
+          this.heads?.delete(log);
+          this.sendGap({ topic: log.topic, fromSeq: BigInt(head.nextSeq), toSeq: BigInt(log.lastSeq), cause: "trimmed" });
+          continue;
+        }
         const event = log.at(seq);
         const missedFrom = head.nextSeq;
         head.nextSeq = seq + 1;
@@ -204,4 +214,13 @@ export class MemorySubscription implements BusSubscription {
       // Same: contained.
     }
   }
+}
+
+/**
+ * Where a head sorts: the global position of its next retained event; for a
+ * log the bus-wide bound emptied, that of its newest (trimmed) event, which is
+ * older than every retained event, so the gap comes out in publish order.
+ */
+function headKey(log: TopicLog, nextSeq: number): number {
+  return log.count > 0 ? log.globalAt(Math.max(nextSeq, log.firstSeq)) : log.lastGlobal;
 }

@@ -1,9 +1,9 @@
 /**
  * The memory bus's topics, by name and by token, so a pattern subscription
  * that replays history visits only the topics its pattern can match instead
- * of every topic on the bus. Topics are never removed (a memory-bus topic
- * always retains its newest event), so the trie only grows, bounded by the
- * bus's topic limit.
+ * of every topic on the bus. Topics are never removed (a topic keeps its seq
+ * counter even when every event of it was trimmed, so seqs never restart), so
+ * the trie only grows, bounded by the bus's topic limit.
  */
 
 interface TopicNode<T> {

@@ -2,7 +2,9 @@
  * The retained events of one topic in the memory bus, as a ring buffer:
  * append at the back and trim at the front are O(1), lookups by seq are O(1)
  * (seqs have no holes) and by global position O(log n). Retention bounds are
- * applied by the caller through `trimTo`.
+ * applied by the caller through `trimTo` (per topic, keeps the newest event)
+ * and `trimOldest` (the bus-wide bound, which may empty the log; its seqs
+ * continue where they were).
  */
 
 import type { StoredEvent } from "./bus.js";
@@ -10,7 +12,7 @@ import { SeqCheckpoints } from "./memory-checkpoints.js";
 
 const MIN_CAPACITY = 8;
 
-/** What one `trimTo` call removed, for the bus-wide counters. */
+/** What one `trimTo` or `trimOldest` call removed, for the bus-wide counters. */
 export interface TrimResult {
   readonly events: number;
   readonly bytes: number;
@@ -71,21 +73,30 @@ export class TopicLog {
     let events = 0;
     let bytes = 0;
     while (this.length > 1 && (this.length > maxEvents || this.byteCount > maxBytes)) {
-      const event = this.events[this.head]!;
-      const global = this.globals[this.head]!;
-      this.events[this.head] = undefined;
-      this.head = (this.head + 1) % this.events.length;
-      this.length--;
-      this.byteCount -= event.size;
-      this.lastTrimmedGlobal = global;
-      this.checkpoints.record(this.firstSeq - 1, global);
+      bytes += this.dropOldest();
       events++;
-      bytes += event.size;
     }
-    if (events > 0 && this.events.length > MIN_CAPACITY && this.length * 4 <= this.events.length) {
-      this.resize(Math.max(MIN_CAPACITY, this.events.length / 2));
-    }
+    if (events > 0) this.shrinkIfSparse();
     return { events, bytes };
+  }
+
+  /**
+   * Drops the oldest retained event, even the only one (for the bus-wide
+   * bound). An emptied log keeps its seqs: the next append gets `upcomingSeq`.
+   */
+  trimOldest(): TrimResult {
+    if (this.length === 0) return { events: 0, bytes: 0 };
+    const bytes = this.dropOldest();
+    this.shrinkIfSparse();
+    return { events: 1, bytes };
+  }
+
+  /**
+   * Bus-wide position of the newest event ever appended, retained or not (0
+   * before the first): while the log is empty, that of its last trimmed event.
+   */
+  get lastGlobal(): number {
+    return this.length > 0 ? this.globalAt(this.lastSeq) : this.lastTrimmedGlobal;
   }
 
   /** The retained event with this seq; the caller ensures firstSeq <= seq <= lastSeq. */
@@ -106,9 +117,10 @@ export class TopicLog {
    * event is after `global`.
    */
   firstSeqAfter(global: number): number {
-    if (this.length === 0 || this.globalAt(this.lastSeq) <= global) return this.nextSeq;
+    if (this.lastGlobal <= global) return this.nextSeq;
     const first = this.firstSeq;
-    if (this.globalAt(first) > global) {
+    // An empty log (emptied by the bus-wide bound) has only trimmed events, the newest after `global`.
+    if (this.length === 0 || this.globalAt(first) > global) {
       if (first === 1) return 1;
       if (this.lastTrimmedGlobal <= global) return first;
       const seq = this.checkpoints.seqAtOrBefore(global);
@@ -122,6 +134,25 @@ export class TopicLog {
       else hi = mid;
     }
     return hi;
+  }
+
+  /** Removes the oldest retained event (there must be one) through the checkpoints; returns its size. */
+  private dropOldest(): number {
+    const event = this.events[this.head]!;
+    const global = this.globals[this.head]!;
+    this.events[this.head] = undefined;
+    this.head = (this.head + 1) % this.events.length;
+    this.length--;
+    this.byteCount -= event.size;
+    this.lastTrimmedGlobal = global;
+    this.checkpoints.record(this.firstSeq - 1, global);
+    return event.size;
+  }
+
+  private shrinkIfSparse(): void {
+    if (this.events.length > MIN_CAPACITY && this.length * 4 <= this.events.length) {
+      this.resize(Math.max(MIN_CAPACITY, this.events.length / 2));
+    }
   }
 
   private slot(seq: number): number {
