@@ -104,6 +104,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   private lastActivityMs = Date.now();
   private drainListener: { resume(): void } | undefined;
   private listening = false;
+  private finallyNoted = false;
   private generator: AsyncGenerator<T> | undefined;
   /** The call's deadline when the stream started (undefined: none), to classify client aborts near it. */
   private readonly deadlineMs: number | undefined;
@@ -354,7 +355,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
       }
       throw toConnectError(e);
     } finally {
-      this.ledger.noteFinally();
+      this.noteFinally();
       this.finish();
     }
   }
@@ -418,7 +419,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
    */
   private unpark(): void {
     if (!this.started) {
-      this.ledger.noteFinally(); // the body never ran: its finally has nothing to do
+      this.noteFinally(); // the body never ran: its finally has nothing to do
       this.finish();
       void this.generator?.return(undefined);
       return;
@@ -427,6 +428,13 @@ export class LiveStream<T> implements LedgerEntry, Beating {
       if (!this.transport.isClosed()) this.transport.destroy();
       this.generator?.return(undefined).catch(() => undefined);
     }
+  }
+
+  /** Count this stream's `finally` once, whether its body ran or it ended before it started. */
+  private noteFinally(): void {
+    if (this.finallyNoted) return;
+    this.finallyNoted = true;
+    this.ledger.noteFinally();
   }
 
   private markEnd(cause: EndCause): void {

@@ -116,4 +116,20 @@ describe("LiveStream", () => {
     expect(ledger.size).toBe(0);
     expect(ledger.endedCount("test/Stream", "error")).toBe(1);
   });
+
+  it("a request already aborted when the stream opens ends at once, its finally counted once", async () => {
+    const ledger = new Ledger();
+    const ctx = context();
+    ctx.abort(new ConnectError("gone before we started", Code.Canceled));
+    let setupRan = false;
+    const gen = openStream<Msg>(ctx, ledger, settings(), messages, () => {
+      setupRan = true;
+    });
+    expect(ledger.size).toBe(0);
+    const end = await gen.next().catch((e: unknown) => e);
+    expect(end instanceof ConnectError || (end as IteratorResult<Msg>).done === true).toBe(true);
+    expect(setupRan).toBe(false);
+    expect(ledger.finallyRan).toBe(1);
+    expect(ledger.endedCount("test/Stream", "canceled")).toBe(1);
+  });
 });
