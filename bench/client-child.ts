@@ -8,8 +8,8 @@
  * subscriptions are open it reports progress (the smallest per-subscriber
  * event count, the publisher's flow-control signal) every 20 ms.
  */
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createClient, type Client } from "@connectrpc/connect";
+import { transport } from "./h2-transport.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { emit, now, serveParent } from "./ipc.js";
 
@@ -42,16 +42,6 @@ let progressTimer: NodeJS.Timeout | undefined;
 /** How often the slowest subscriber's count is reported (the publisher's flow-control feedback). */
 const PROGRESS_MS = Number(process.env.BENCH_PROGRESS_MS ?? 5);
 
-function transport(protocol: SubscribeArgs["protocol"], baseUrl: string): Transport {
-  switch (protocol) {
-    case "grpc":
-      return createGrpcTransport({ baseUrl });
-    case "connect":
-      return createConnectTransport({ baseUrl, httpVersion: "2" });
-    case "grpc-web":
-      return createGrpcWebTransport({ baseUrl, httpVersion: "2" });
-  }
-}
 
 /** The clients (connections) for a server, made once and kept across subscribe/close rounds. */
 function clientsFor(a: SubscribeArgs): Client<typeof EventService>[] {

@@ -11,8 +11,8 @@
  * - paced: `rate` publishes per second for `durationMs`; the first 8 bytes of
  *   every payload hold the shared-clock time taken just before the call.
  */
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createClient, type Client } from "@connectrpc/connect";
+import { transport } from "./h2-transport.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { emit, now, serveParent, sleep } from "./ipc.js";
 
@@ -23,16 +23,6 @@ interface Common {
   bytes: number;
 }
 
-function transport(protocol: Common["protocol"], baseUrl: string): Transport {
-  switch (protocol) {
-    case "grpc":
-      return createGrpcTransport({ baseUrl });
-    case "connect":
-      return createConnectTransport({ baseUrl, httpVersion: "2" });
-    case "grpc-web":
-      return createGrpcWebTransport({ baseUrl, httpVersion: "2" });
-  }
-}
 
 let client: Client<typeof EventService> | undefined;
 const clientFor = (a: Common): Client<typeof EventService> => (client ??= createClient(EventService, transport(a.protocol, a.url)));

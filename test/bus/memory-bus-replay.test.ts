@@ -3,19 +3,8 @@ import type { StoredEvent } from "../../src/bus/bus.js";
 import { decodeCursor } from "../../src/bus/cursor-codec.js";
 import { createMemoryBus } from "../../src/bus/memory-bus.js";
 import { matches } from "../../src/bus/topic.js";
-import { bytes, recordingSink, type RecordingSink } from "./sinks.js";
+import { type RecordingSink, bytes, prng, recordingSink } from "./sinks.js";
 
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function globalOf(e: StoredEvent): number {
   const parts = decodeCursor(e.cursor);

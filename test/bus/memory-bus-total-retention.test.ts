@@ -4,7 +4,7 @@ import { decodeCursor } from "../../src/bus/cursor-codec.js";
 import { createMemoryBus, type MemoryBus } from "../../src/bus/memory-bus.js";
 import { OldestFirst } from "../../src/bus/memory-retention.js";
 import { TopicLog } from "../../src/bus/topic-log.js";
-import { bytes, recordingSink, type RecordingSink } from "./sinks.js";
+import { type RecordingSink, bytes, prng, recordingSink } from "./sinks.js";
 
 // With a one-character topic and no headers, 35 data bytes make an event of exactly 100 bytes.
 const DATA = new Uint8Array(35);
@@ -401,17 +401,6 @@ function fakeEvent(topic: string, seq: number, size = 10): StoredEvent {
   return { topic, seq: BigInt(seq), cursor: "", data: new Uint8Array(0), headers: {}, timeMs: 0, size };
 }
 
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The retention rules, written the obvious way: per topic first, then globally oldest while over the bound. */
 class Model {
