@@ -26,6 +26,16 @@ import { cpuMs, killAllChildren, now, percentile, sleep, spawnChild, type Child 
 
 // ------------------------------------------------------------------ options
 
+/** The "server CPU per delivery" row shared by the fan-out and latency sections. */
+function cpuPerDeliveryRow(a: { serverUsPerDelivery: number }, b: { serverUsPerDelivery: number }): { label: string; runnel: string; baseline: string; ratio: string } {
+  return {
+    label: `  server CPU per delivery, µs`,
+    runnel: fmtMs(a.serverUsPerDelivery),
+    baseline: fmtMs(b.serverUsPerDelivery),
+    ratio: `${fmtRatio(a.serverUsPerDelivery / b.serverUsPerDelivery)} (lower is better)`,
+  };
+}
+
 const ROWS = ["fanout-100", "fanout-1000", "latency", "cancel", "heap"] as const;
 type Row = (typeof ROWS)[number];
 type Kind = "runnel" | "baseline";
@@ -700,12 +710,7 @@ async function main(): Promise<void> {
       baseline: fmtInt(b.deliveriesPerSec),
       ratio: `${fmtRatio(a.deliveriesPerSec / b.deliveriesPerSec)} (higher is better)`,
     });
-    rows.push({
-      label: `  server CPU per delivery, µs`,
-      runnel: fmtMs(a.serverUsPerDelivery),
-      baseline: fmtMs(b.serverUsPerDelivery),
-      ratio: `${fmtRatio(a.serverUsPerDelivery / b.serverUsPerDelivery)} (lower is better)`,
-    });
+    rows.push(cpuPerDeliveryRow(a, b));
     rows.push({
       label: `  CPU %: server / subscriber procs (of 200) / publisher`,
       runnel: `${a.serverCpu.toFixed(0)} / ${a.clientCpu.toFixed(0)} / ${a.publisherCpu.toFixed(0)}`,
@@ -735,12 +740,7 @@ async function main(): Promise<void> {
       baseline: `${fmtMs(b.p50)} / ${fmtMs(b.p99)}`,
       ratio: `${fmtRatio(a.p50 / b.p50)} / ${fmtRatio(a.p99 / b.p99)} (lower is better)`,
     });
-    rows.push({
-      label: `  server CPU per delivery, µs`,
-      runnel: fmtMs(a.serverUsPerDelivery),
-      baseline: fmtMs(b.serverUsPerDelivery),
-      ratio: `${fmtRatio(a.serverUsPerDelivery / b.serverUsPerDelivery)} (lower is better)`,
-    });
+    rows.push(cpuPerDeliveryRow(a, b));
     rows.push({
       label: `  CPU %: server / subscriber procs (of 200)`,
       runnel: `${a.serverCpu.toFixed(0)} / ${a.clientCpu.toFixed(0)}`,
