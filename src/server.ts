@@ -206,6 +206,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       shuttingDown = true;
       const started = Date.now();
       front.close();
+      ledger.refuseNew();
       for (const entry of ledger.list()) entry.close("shutdown", "server is shutting down");
       connections.closeGracefully();
       const drained = await ledger.whenEmpty(graceMs);

@@ -49,6 +49,18 @@ export class Ledger {
   deliveredTotal = 0;
   droppedTotal = 0;
 
+  private refusing = false;
+
+  /** True once `refuseNew()` was called: streams opened from then on end at once (shutdown). */
+  get isRefusing(): boolean {
+    return this.refusing;
+  }
+
+  /** From now on, new streams end at once with cause shutdown (they never start). */
+  refuseNew(): void {
+    this.refusing = true;
+  }
+
   /** Live streams right now. */
   get size(): number {
     return this.entries.size;

@@ -75,6 +75,9 @@ const UNKNOWN_TRANSPORT: Transport = {
 /** Why a stream stopped when its client left without saying why (HTTP/1.1 has no cancel): one shared error. */
 const CLIENT_GONE = new ConnectError("client went away", Code.Canceled);
 
+/** The answer to a stream opened while the server shuts down. */
+const SHUTTING_DOWN = new ConnectError("server is shutting down", Code.Unavailable);
+
 let counter = 0;
 const idPrefix = randomBytes(3).toString("hex");
 
@@ -120,7 +123,11 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     this.resumeCursor = settings.initialCursor;
     this.deadlineMs = ctx.timeoutMs();
     ledger.add(this);
-    if (ctx.signal.aborted) {
+    if (ledger.isRefusing) {
+      // Opened while the server shuts down: end before anything is sent (no Subscribed, no Closing).
+      this.markEnd("shutdown");
+      this.stop(SHUTTING_DOWN);
+    } else if (ctx.signal.aborted) {
       this.onClientAbort();
     } else {
       // Not in the scope: a stream that is flushing its Closing must still hear its client leave.

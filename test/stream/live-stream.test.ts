@@ -132,4 +132,19 @@ describe("LiveStream", () => {
     expect(ledger.finallyRan).toBe(1);
     expect(ledger.endedCount("test/Stream", "canceled")).toBe(1);
   });
+
+  it("a stream opened while the server shuts down ends at once with Unavailable, before Subscribed", async () => {
+    const ledger = new Ledger();
+    ledger.refuseNew();
+    let setupRan = false;
+    const gen = openStream<Msg>(context(), ledger, settings(), messages, () => {
+      setupRan = true;
+    });
+    const end = await gen.next().catch((e: unknown) => e);
+    expect((end as ConnectError).code).toBe(Code.Unavailable);
+    expect(setupRan).toBe(false);
+    expect(ledger.size).toBe(0);
+    expect(ledger.finallyRan).toBe(1);
+    expect(ledger.endedCount("test/Stream", "shutdown")).toBe(1);
+  });
 });
