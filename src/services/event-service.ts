@@ -66,8 +66,6 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
         limits,
         policy: req.slowConsumer === SlowConsumerPolicy.DROP_OLDEST ? ("drop-oldest" as const) : ("disconnect" as const),
         heartbeatMs,
-        // Refined by the bus subscription's start cursor once it exists.
-        initialCursor: req.start.case === "afterCursor" ? req.start.value : bus.headCursor(),
       };
       return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, (stream) => {
         requireValid(patternProblem(req.topic) ?? startProblem(req));

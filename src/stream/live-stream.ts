@@ -1,7 +1,8 @@
 /**
  * A live server stream: the one place that ties a handler to its client's
- * lifetime. It owns the scope, the bounded queue, the heartbeat and the
- * ledger entry, and it is the only code that yields to connect-es. Handlers
+ * lifetime. It owns two scopes (its source side, released the moment its end
+ * is known; its exchange with the client, released when it leaves the
+ * ledger), the bounded queue, the heartbeat and the ledger entry, and it is the only code that yields to connect-es. Handlers
  * only set up (take resources through `own`, push messages through
  * `deliver`) and never clean up: every way a stream can end converges on
  * `finish()`, which runs exactly once.
@@ -50,8 +51,6 @@ export interface StreamSettings {
   readonly policy: SlowConsumerPolicy;
   /** In-band heartbeat interval; 0 disables. */
   readonly heartbeatMs: number;
-  /** The resume cursor before any event was sent, until the source refines it with `startAt`. */
-  readonly initialCursor: string;
 }
 
 /** Status codes a server-chosen end reports. */
@@ -78,6 +77,20 @@ const CLIENT_GONE = new ConnectError("client went away", Code.Canceled);
 /** The answer to a stream opened while the server shuts down. */
 const SHUTTING_DOWN = new ConnectError("server is shutting down", Code.Unavailable);
 
+/** The request signal's abort listener, as a resource of the stream's exchange scope. */
+class AbortListening implements Releasable {
+  constructor(
+    private readonly signal: AbortSignal,
+    private readonly listener: Parameters<AbortSignal["addEventListener"]>[1],
+  ) {
+    signal.addEventListener("abort", listener, { once: true });
+  }
+
+  close(): void {
+    this.signal.removeEventListener("abort", this.listener);
+  }
+}
+
 let counter = 0;
 const idPrefix = randomBytes(3).toString("hex");
 
@@ -86,27 +99,29 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   readonly id = `${idPrefix}-${(++counter).toString(36)}`;
   readonly startedMs = Date.now();
   eventsSent = 0;
-  lastWriteMs = 0;
 
+  /** What the stream's source side holds (bus subscription, heartbeat, lifetime timer): released as soon as its end is known. */
   private readonly scope = new Scope();
+  /** What the exchange with the client holds until the stream leaves the ledger (abort listener, Closing flush timer). */
+  private readonly exchange = new Scope();
   private readonly queue: BoundedQueue<T>;
   private readonly transport: Transport;
   // Created only when someone asks for `signal` (most streams never do).
   private abortController: AbortController | undefined;
   private drops: Map<string, { from: bigint; to: bigint }> | undefined;
-  private resumeCursor: string;
+  /** Set by the source with `startAt`, then by every event sent. */
+  private resumeCursor = "";
   private endCause: EndCause | undefined;
   private endKnownAt = 0;
   private closing = false;
   /** Set when the stream must stop yielding at once (client gone, cut, failure). */
   private stopError: ConnectError | undefined;
-  private flushTimer: NodeJS.Timeout | undefined;
   private finished = false;
   private started = false;
   private atYield = false;
-  private lastActivityMs = Date.now();
+  /** When the last message was handed to connect-es (0: none yet); a write is pending since then while `atYield`. */
+  private lastYieldMs = 0;
   private drainListener: { resume(): void } | undefined;
-  private listening = false;
   private finallyNoted = false;
   private generator: AsyncGenerator<T> | undefined;
   /** The call's deadline when the stream started (undefined: none), to classify client aborts near it. */
@@ -120,7 +135,6 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   ) {
     this.transport = ctx.values.get(transportKey) ?? UNKNOWN_TRANSPORT;
     this.queue = new BoundedQueue<T>(settings.limits.queue);
-    this.resumeCursor = settings.initialCursor;
     this.deadlineMs = ctx.timeoutMs();
     ledger.add(this);
     if (ledger.isRefusing) {
@@ -130,10 +144,9 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     } else if (ctx.signal.aborted) {
       this.onClientAbort();
     } else {
-      // Not in the scope: a stream that is flushing its Closing must still hear its client leave.
+      // In the exchange scope: a stream that is flushing its Closing must still hear its client leave.
       // The stream itself is the listener (handleEvent): no closure per stream.
-      ctx.signal.addEventListener("abort", this, { once: true });
-      this.listening = true;
+      this.exchange.own("abort_listener", new AbortListening(ctx.signal, this));
     }
     if (settings.heartbeatMs > 0) this.scope.own("heartbeat", heartbeats.add(settings.heartbeatMs, this));
     const lifetimeMs = settings.limits.lifetimeMs;
@@ -177,16 +190,20 @@ export class LiveStream<T> implements LedgerEntry, Beating {
 
   /** @internal the request signal's abort listener. */
   handleEvent(): void {
-    this.listening = false;
     this.onClientAbort();
   }
 
   /** @internal asked by the heartbeat wheel: send a heartbeat when nothing was written for an interval. */
   beat(nowMs: number): void {
+    // A message waiting or being written counts as activity; so does one written within the interval.
     if (this.endCause !== undefined || this.atYield || this.queue.length > 0) return;
-    if (nowMs - this.lastActivityMs < this.settings.heartbeatMs - 1) return;
+    if (nowMs - (this.lastYieldMs || this.startedMs) < this.settings.heartbeatMs - 1) return;
     this.queue.force(this.messages.heartbeat(this.resumeCursor));
-    this.lastActivityMs = nowMs;
+  }
+
+  /** When the last message was handed to the transport; 0 before the first. */
+  get lastWriteMs(): number {
+    return this.lastYieldMs;
   }
 
   get queued(): number {
@@ -217,7 +234,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   }
 
   writePendingMs(now: number): number {
-    return this.atYield ? now - this.lastActivityMs : 0;
+    return this.atYield ? now - this.lastYieldMs : 0;
   }
 
   /** Register a resource with this stream's scope; released exactly once when the stream ends. */
@@ -305,8 +322,9 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     this.queue.clear();
     this.queue.force(this.messages.closing(cause, this.resumeCursor, this.settings.limits.retryAfterMs, message));
     this.queue.end(new ConnectError(message, CLOSE_CODE[cause]));
-    this.flushTimer = setTimeout(() => this.cut(cause, message), this.settings.limits.closeFlushMs);
-    this.flushTimer.unref();
+    const flush = setTimeout(() => this.cut(cause, message), this.settings.limits.closeFlushMs);
+    flush.unref();
+    this.exchange.ownTimer(flush);
   }
 
   /** End at once and cut the transport: for a peer that is not reading. */
@@ -343,14 +361,14 @@ export class LiveStream<T> implements LedgerEntry, Beating {
           for (const message of drops) {
             this.beforeYield(message);
             yield message;
-            this.afterYield();
+            this.atYield = false;
           }
         }
         for (let i = 0; i < batch.length; i++) {
           const message = batch[i]!;
           this.beforeYield(message);
           yield message;
-          this.afterYield();
+          this.atYield = false;
           if (this.stopError !== undefined) throw this.stopError;
           if (this.closing && this.queue.length > 0) break; // abandon the rest of the batch: Closing is next
         }
@@ -381,13 +399,8 @@ export class LiveStream<T> implements LedgerEntry, Beating {
       this.eventsSent++;
       this.ledger.deliveredTotal++;
     }
-    this.lastActivityMs = Date.now(); // also when the write began: see writePendingMs
+    this.lastYieldMs = Date.now();
     this.atYield = true;
-  }
-
-  private afterYield(): void {
-    this.atYield = false;
-    this.lastWriteMs = Date.now();
   }
 
   private onClientAbort(): void {
@@ -463,11 +476,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     this.atYield = false; // a generator return()ed at its yield never ran afterYield
     if (this.endCause === undefined) this.markEnd("completed");
     this.scope.releaseAll();
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    if (this.listening) {
-      this.listening = false;
-      this.ctx.signal.removeEventListener("abort", this);
-    }
+    this.exchange.releaseAll();
     this.queue.clear();
     this.queue.end();
     const seconds = (performance.now() - this.endKnownAt) / 1000;

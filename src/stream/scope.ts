@@ -10,6 +10,20 @@ export interface Releasable {
   close(): void;
 }
 
+/** Resources held by every scope of the process, by kind: what tests check is back to zero. */
+const heldInProcess = new Map<string, number>();
+
+function count(kind: string, delta: number): void {
+  const n = (heldInProcess.get(kind) ?? 0) + delta;
+  if (n === 0) heldInProcess.delete(kind);
+  else heldInProcess.set(kind, n);
+}
+
+/** Resources held right now by all scopes in this process, by kind (a copy). */
+export function heldResources(): Map<string, number> {
+  return new Map(heldInProcess);
+}
+
 function safeClose(resource: Releasable): void {
   try {
     resource.close();
@@ -46,6 +60,7 @@ export class Scope {
       return;
     }
     this.held = [...this.held, kind, resource];
+    count(kind, 1);
   }
 
   /** Register a timer so it is cleared with the stream. */
@@ -59,6 +74,9 @@ export class Scope {
     const held = this.held;
     if (held.length === 0) return;
     this.held = [];
-    for (let i = held.length - 1; i > 0; i -= 2) safeClose(held[i] as Releasable);
+    for (let i = held.length - 1; i > 0; i -= 2) {
+      count(held[i - 1] as string, -1);
+      safeClose(held[i] as Releasable);
+    }
   }
 }

@@ -9,6 +9,7 @@ import type { RunnelServer } from "../../src/server.js";
 import { openFdCount } from "../harness/procfs.js";
 import { startServer, waitFor } from "../harness/server.js";
 import { gcFunction, ownedTransports, runCycles, settledHeap, type OwnedTransport } from "../stress/cycle-runner.js";
+import { heldResources } from "../../src/stream/scope.js";
 
 const SUBSCRIBE = "runnel.v1.EventService/Subscribe";
 const CYCLES = 2_000;
@@ -46,7 +47,7 @@ describe(`${CYCLES} open-and-cancel cycles`, () => {
 
     await waitFor(() => server.ledger.size === 0, 10_000, "ledger empty");
     expect(server.bus.stats().subscriptionsActive).toBe(0);
-    expect(server.ledger.resourceTotals().size).toBe(0);
+    expect(heldResources().size).toBe(0);
     // Every stream the server saw ended exactly once and ran its body's finally (or never started).
     const endedNow = ended() - endedBefore;
     expect(endedNow).toBeGreaterThanOrEqual(stats.subscribed);

@@ -6,6 +6,7 @@
  * what it saw and how its call ended, without ever throwing.
  */
 import { heartbeats } from "../../src/stream/heartbeat-wheel.js";
+import { heldResources } from "../../src/stream/scope.js";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { expect } from "vitest";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -57,7 +58,8 @@ export async function expectCleanEnd(
   expect(causesSince(server, before, rpc)).toEqual({ [expected.cause]: opened });
   expect(server.ledger.finallyRan - before.finallyRan).toBe(opened);
   expect(server.ledger.size).toBe(0);
-  expect([...server.ledger.resourceTotals()]).toEqual([]);
+  // Every scope in the process (source side and exchange side of every stream) holds nothing.
+  expect([...heldResources()]).toEqual([]);
   expect(server.bus.stats().subscriptionsActive).toBe(0);
   // The shared heartbeat wheel holds no member and runs no timer once no stream is live.
   expect({ members: heartbeats.size, timers: heartbeats.timers }).toEqual({ members: 0, timers: 0 });

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { EventService } from "../../gen/runnel/v1/event_pb.js";
 import { Ledger } from "../../src/stream/ledger.js";
 import { openStream, type StreamMessages, type StreamSettings } from "../../src/stream/live-stream.js";
+import { heldResources } from "../../src/stream/scope.js";
 
 type Msg = { kind: "event"; topic: string; seq: bigint } | { kind: "control"; name: string };
 
@@ -24,7 +25,6 @@ function settings(overrides: Partial<StreamSettings> = {}): StreamSettings {
     limits: { queue: { maxItems: 3, maxBytes: 1 << 20 }, lifetimeMs: 0, closeFlushMs: 1_000, retryAfterMs: 0 },
     policy: "drop-oldest",
     heartbeatMs: 0,
-    initialCursor: "start",
     ...overrides,
   };
 }
@@ -91,6 +91,7 @@ describe("LiveStream", () => {
     ctx.abort(new ConnectError("gone", Code.Canceled));
     await new Promise((r) => setImmediate(r));
     expect(released).toBe(1);
+    expect([...heldResources()]).toEqual([]); // the source and the abort listener alike
     expect(ledger.finallyRan).toBe(1);
     expect(ledger.size).toBe(0);
   });
@@ -98,6 +99,7 @@ describe("LiveStream", () => {
   it("the disconnect policy ends a stream whose queue overflows with slow_consumer", async () => {
     const ledger = new Ledger();
     const gen = openStream<Msg>(context(), ledger, settings({ policy: "disconnect" }), messages, (s) => {
+      s.startAt("start");
       for (let i = 1; i <= 4; i++) s.deliver(ev(i), 1);
     });
     expect(names([(await gen.next()).value as Msg])).toEqual(["closing:slow_consumer:start"]);

@@ -15,6 +15,7 @@ import type { RunnelServer } from "../../src/server.js";
 import { openFdCount } from "../harness/procfs.js";
 import { startServer, waitFor } from "../harness/server.js";
 import { gcFunction, ownedTransports, runCycles, settledHeap, type OwnedTransport } from "./cycle-runner.js";
+import { heldResources } from "../../src/stream/scope.js";
 
 const SUBSCRIBE = "runnel.v1.EventService/Subscribe";
 const CYCLES = 20_000;
@@ -65,7 +66,7 @@ describe(`${CYCLES} open-and-cancel cycles (stress)`, () => {
 
     await waitFor(() => server.ledger.size === 0, 30_000, "ledger empty");
     expect(server.bus.stats().subscriptionsActive).toBe(0);
-    expect(server.ledger.resourceTotals().size).toBe(0);
+    expect(heldResources().size).toBe(0);
     const endedNow = ended() - endedBefore;
     expect(endedNow).toBeGreaterThanOrEqual(subscribed);
     expect(endedNow).toBeLessThanOrEqual(CYCLES);
