@@ -234,6 +234,23 @@ async function publishUntil(pub: EventClient, topic: string, ended: () => boolea
   return n;
 }
 
+/**
+ * A subscriber behind a relay that stops taking data from the server once it
+ * has two events; big events are then published until the server gives up on
+ * the stream (its bus subscription is released).
+ */
+async function stallUntilServerGivesUp(server: RunnelServer, pub: EventClient, t: TransportCase, prefix: string) {
+  const proxy = await startTcpProxy(server.port);
+  const before = snapshot(server);
+  const topic = `${prefix}.${token(t.name)}`;
+  const sub = subscribe(createClient(EventService, t.create(proxy.url)), { topic });
+  await sub.subscribed;
+  await publishAndReceive(pub, sub, topic, 2);
+  proxy.stopServerToClient();
+  await publishUntil(pub, topic, () => server.bus.stats().subscriptionsActive === 0);
+  return { proxy, before, sub };
+}
+
 describe("6. slow consumer over its queue bound (the reader stops taking data)", () => {
   // A relay that stops reading from the server: connect-es clients read ahead, so only
   // a stalled TCP path (or a raw stream, below) makes the server's writes back up.
@@ -247,16 +264,9 @@ describe("6. slow consumer over its queue bound (the reader stops taking data)",
 
   for (const t of TRANSPORTS) {
     it(`${t.name}: reader resumes later -> Closing(SLOW_CONSUMER, last cursor) + ResourceExhausted, cause slow_consumer`, async () => {
-      const proxy = await startTcpProxy(server.port);
+      // The server ends the stream (and releases its bus subscription) when the queue overflows.
+      const { proxy, before, sub } = await stallUntilServerGivesUp(server, pub, t, "slow");
       try {
-        const before = snapshot(server);
-        const topic = `slow.${token(t.name)}`;
-        const sub = subscribe(createClient(EventService, t.create(proxy.url)), { topic });
-        await sub.subscribed;
-        await publishAndReceive(pub, sub, topic, 2);
-        proxy.stopServerToClient();
-        // The server ends the stream (and releases its bus subscription) when the queue overflows.
-        await publishUntil(pub, topic, () => server.bus.stats().subscriptionsActive === 0);
         expect(sub.closing()).toBeUndefined();
         proxy.resumeServerToClient();
         expect(await codeOf(sub)).toBe(Code.ResourceExhausted);
@@ -283,15 +293,8 @@ describe("6b. slow consumer that never reads again: the flush bound cuts the tra
 
   for (const t of TRANSPORTS) {
     it(`${t.name}: Closing cannot flush -> cut after closeFlushMs, cause slow_consumer`, async () => {
-      const proxy = await startTcpProxy(server.port);
+      const { proxy, before, sub } = await stallUntilServerGivesUp(server, pub, t, "stuck");
       try {
-        const before = snapshot(server);
-        const topic = `stuck.${token(t.name)}`;
-        const sub = subscribe(createClient(EventService, t.create(proxy.url)), { topic });
-        await sub.subscribed;
-        await publishAndReceive(pub, sub, topic, 2);
-        proxy.stopServerToClient();
-        await publishUntil(pub, topic, () => server.bus.stats().subscriptionsActive === 0);
         // Nothing is read: the stream must still end, by the flush bound.
         await expectCleanEnd(server, before, { cause: "slow_consumer" });
         await proxy.close();
