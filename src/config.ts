@@ -10,6 +10,10 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly tailDirs: readonly string[];
+  /** Tail: longest line sent whole (longer ones are cut and marked); how long a partial last line waits for its newline (0: until it comes); stat poll interval behind fs.watch. */
+  readonly maxLineBytes: number;
+  readonly tailPartialFlushMs: number;
+  readonly tailPollMs: number;
   /** "memory" or a redis:// URL. */
   readonly bus: string;
   /** Default in-band heartbeat interval, and the bounds a client's request is clamped to. */
@@ -53,6 +57,9 @@ export const DEFAULTS: Config = {
   host: "127.0.0.1",
   port: 8080,
   tailDirs: [],
+  maxLineBytes: 64 * 1024,
+  tailPartialFlushMs: 1_000,
+  tailPollMs: 1_000,
   bus: "memory",
   heartbeatMs: 15_000,
   heartbeatMinMs: 1_000,
@@ -103,6 +110,9 @@ const NUMERIC: ReadonlyArray<readonly [string, keyof Config, number]> = [
   ["read-max-bytes", "readMaxBytes", 1024],
   ["max-timeout-ms", "maxTimeoutMs", 1],
   ["retry-after-ms", "retryAfterMs", 0],
+  ["max-line-bytes", "maxLineBytes", 16],
+  ["tail-partial-flush-ms", "tailPartialFlushMs", 0],
+  ["tail-poll-ms", "tailPollMs", 10],
 ];
 
 /** Help text for `runnel serve`, generated from the same table the parser uses. */

@@ -19,10 +19,12 @@ import { isDeadSession, keepAlive } from "./net/keepalive.js";
 import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
+import { createTailService, TAIL_RPC } from "./services/tail-service.js";
 import { Ledger } from "./stream/ledger.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
+import { TailService } from "../gen/runnel/v1/tail_pb.js";
 
 /** A running (or ready to run) server. */
 export interface RunnelServer {
@@ -70,7 +72,14 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       maxRetainedBytes: config.maxRetainedBytes,
     });
   const ledger = new Ledger();
-  const metrics = createMetrics(ledger, bus, [SUBSCRIBE_RPC]);
+  const metrics = createMetrics(ledger, bus, [SUBSCRIBE_RPC, TAIL_RPC]);
+  let tail: ReturnType<typeof createTailService>;
+  try {
+    tail = createTailService({ ledger, config });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  metrics.setTailGauges(tail.sources);
   const connections = new Connections();
   let shuttingDown = false;
   let address: AddressInfo | undefined;
@@ -78,6 +87,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(EventService, createEventService({ bus, ledger, config, onPublished: () => metrics.published.inc() }));
+      router.service(TailService, tail.service);
       router.service(AdminService, createAdminService(ledger));
     },
     readMaxBytes: config.readMaxBytes,

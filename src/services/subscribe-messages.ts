@@ -62,7 +62,8 @@ export function subscribedMessage(id: string, heartbeatMs: number, headCursor: s
   });
 }
 
-const CLOSING_REASON: Record<ServerEndCause, ClosingReason> = {
+/** The Closing reason a server-chosen end reports (shared by every stream kind). */
+export const CLOSING_REASON: Record<ServerEndCause, ClosingReason> = {
   shutdown: ClosingReason.SHUTDOWN,
   lifetime: ClosingReason.LIFETIME,
   slow_consumer: ClosingReason.SLOW_CONSUMER,

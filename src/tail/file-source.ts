@@ -1,0 +1,339 @@
+/**
+ * One followed path, shared by every tailer of it: one `fs.watch` (on the
+ * parent directory, so creation, deletion and renames are seen as well as
+ * appends) plus a stat poll as the fallback (inotify limits, renames, network
+ * filesystems), and one open fd of the file's current generation. It only
+ * notices what happened — appended, truncated, rotated, deleted, created —
+ * and tells its listeners; each listener reads with pread at its own offset,
+ * so a slow tailer never holds back a fast one. Closing is synchronous: the
+ * last listener leaving closes the watcher, the timers and the fd at once.
+ */
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, watch, type BigIntStats, type FSWatcher } from "node:fs";
+import path from "node:path";
+import type { FileIdentity } from "./cursor.js";
+
+/** What happened to the followed path. */
+export type GenerationChange = "rotated" | "deleted" | "created" | "truncated";
+
+/** A tailer of a source. Callbacks run synchronously from the source's check. */
+export interface SourceListener {
+  /** The current generation may have grown. */
+  changed(): void;
+  /** The current generation is about to be closed: read what is left of it now (the fd is still open). */
+  ending(): void;
+  /** The generation changed; `previousSize` is the size the old one (or the truncated one) had. */
+  generation(change: GenerationChange, previousSize: number): void;
+}
+
+/** Timing of a source. */
+export interface SourceTiming {
+  /** Stat poll interval: the fallback when fs.watch misses something. */
+  readonly pollMs: number;
+  /** After the path stopped naming the open file, how long the old file must stay quiet before it is closed. */
+  readonly settleMs: number;
+}
+
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Watchers and fds held by every source in this process: tests assert both return to zero. */
+const held = { watchers: 0, openFiles: 0 };
+
+/** Tail watchers and open files held right now in this process (a copy). */
+export function tailHeld(): { watchers: number; openFiles: number } {
+  return { ...held };
+}
+
+function identityOf(s: BigIntStats): FileIdentity {
+  return { dev: s.dev, ino: s.ino, birthNs: s.birthtimeNs };
+}
+
+function statPath(p: string): BigIntStats | undefined {
+  try {
+    return statSync(p, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return undefined; // ELOOP, EACCES...: not followable right now
+  }
+}
+
+/** The open generation of the file. */
+interface Generation {
+  readonly fd: number;
+  readonly identity: FileIdentity;
+  /** Largest size seen: a smaller size means the file was truncated. */
+  size: number;
+  /** The last bytes before `size` as last seen: different now means the file was truncated and rewritten past its old size. */
+  sample: Buffer;
+}
+
+/** Bytes compared to notice a truncation the file has already outgrown again. */
+const SAMPLE_BYTES = 32;
+
+/** The SAMPLE_BYTES bytes of `fd` before `size`. */
+function sampleOf(fd: number, size: number): Buffer {
+  const start = Math.max(0, size - SAMPLE_BYTES);
+  const b = Buffer.alloc(size - start);
+  try {
+    readSync(fd, b, 0, b.length, start);
+  } catch {
+    // unreadable now: the next check compares against zeros and at worst reports a truncation
+  }
+  return b;
+}
+
+/** A shared, reference-counted followed file. Create through SourceRegistry. */
+export class FileSource {
+  private readonly listeners = new Set<SourceListener>();
+  private current: Generation | undefined;
+  private watcher: FSWatcher | undefined;
+  private readonly poll: NodeJS.Timeout;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private scheduled: NodeJS.Immediate | undefined;
+  /** When the path stopped naming the open generation (0: it still does); and when that one last grew. */
+  private retiringSince = 0;
+  private lastGrowthMs = 0;
+  private closed = false;
+
+  constructor(
+    /** Absolute real path. */
+    readonly path: string,
+    private readonly timing: SourceTiming,
+    private readonly onClosed: (source: FileSource) => void,
+  ) {
+    this.openGeneration();
+    this.startWatching();
+    this.poll = setInterval(() => this.check(), timing.pollMs);
+    this.poll.unref();
+  }
+
+  /** Whether the path names an open file right now. */
+  get exists(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** The generation being read, if any. */
+  get identity(): FileIdentity | undefined {
+    return this.current?.identity;
+  }
+
+  /** Size of the open generation now (0 when none). */
+  size(): number {
+    const g = this.current;
+    if (g === undefined) return 0;
+    try {
+      return fstatSync(g.fd).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  get watching(): boolean {
+    return this.watcher !== undefined;
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  /** Read from the open generation at `position` into `buffer`; 0 at its end or when none is open. */
+  read(buffer: Buffer, position: number, length = buffer.length): number {
+    const g = this.current;
+    if (g === undefined) return 0;
+    return readSync(g.fd, buffer, 0, length, position);
+  }
+
+  add(listener: SourceListener): void {
+    this.listeners.add(listener);
+  }
+
+  /** Remove a listener; the last one leaving closes everything, synchronously. */
+  remove(listener: SourceListener): void {
+    if (!this.listeners.delete(listener) || this.listeners.size > 0) return;
+    this.close();
+  }
+
+  /** Look at the path and the open file now (also called on every watch event, coalesced). */
+  check(): void {
+    if (this.closed) return;
+    const g = this.current;
+    if (g === undefined) {
+      if (this.openGeneration()) this.tell("created", 0);
+      return;
+    }
+    let size: number;
+    try {
+      size = fstatSync(g.fd).size;
+    } catch {
+      size = g.size;
+    }
+    if (size < g.size || (size > g.size && !sampleOf(g.fd, g.size).equals(g.sample))) {
+      const before = g.size;
+      g.size = size;
+      g.sample = sampleOf(g.fd, size);
+      this.lastGrowthMs = Date.now();
+      this.tell("truncated", before);
+    } else if (size > g.size) {
+      g.size = size;
+      g.sample = sampleOf(g.fd, size);
+      this.lastGrowthMs = Date.now();
+      for (const l of this.listeners) l.changed();
+    }
+    const now = statPath(this.path);
+    if (now !== undefined && now.dev === g.identity.dev && now.ino === g.identity.ino && now.birthtimeNs === g.identity.birthNs) {
+      this.retiringSince = 0;
+      return;
+    }
+    // The path no longer names the open file. A writer may still append to the old one for a moment
+    // (a logger that reopens after rotation): keep it until it has been quiet for settleMs.
+    const nowMs = Date.now();
+    if (this.retiringSince === 0) {
+      this.retiringSince = nowMs;
+      this.lastGrowthMs = nowMs;
+    }
+    const quietFor = nowMs - this.lastGrowthMs;
+    if (quietFor < this.timing.settleMs) {
+      this.armSettle(this.timing.settleMs - quietFor);
+      return;
+    }
+    this.retire(g);
+  }
+
+  /** Close the old generation (after its listeners read the rest) and move to whatever the path names now. */
+  private retire(g: Generation): void {
+    for (const l of this.listeners) l.ending();
+    let deleted = false;
+    try {
+      deleted = fstatSync(g.fd).nlink === 0;
+    } catch {
+      deleted = true;
+    }
+    this.closeGeneration();
+    this.retiringSince = 0;
+    const reopened = this.openGeneration();
+    if (deleted) {
+      this.tell("deleted", g.size);
+      if (reopened) this.tell("created", 0);
+    } else {
+      this.tell("rotated", g.size);
+    }
+  }
+
+  private tell(change: GenerationChange, previousSize: number): void {
+    for (const l of this.listeners) l.generation(change, previousSize);
+  }
+
+  /** Open what the path names now, if it is a regular file; true on success. */
+  private openGeneration(): boolean {
+    let fd: number;
+    try {
+      fd = openSync(this.path, OPEN_FLAGS);
+    } catch {
+      return false; // missing, a symlink (O_NOFOLLOW), unreadable: not followable now
+    }
+    let s: BigIntStats;
+    try {
+      s = fstatSync(fd, { bigint: true });
+    } catch {
+      closeSync(fd);
+      return false;
+    }
+    // Re-checked on the open fd (the path may have been swapped since it was resolved).
+    if (!s.isFile()) {
+      closeSync(fd);
+      return false;
+    }
+    const size = Number(s.size);
+    this.current = { fd, identity: identityOf(s), size, sample: sampleOf(fd, size) };
+    held.openFiles++;
+    return true;
+  }
+
+  private closeGeneration(): void {
+    const g = this.current;
+    if (g === undefined) return;
+    this.current = undefined;
+    held.openFiles--;
+    try {
+      closeSync(g.fd);
+    } catch {
+      // already closed: nothing else to free
+    }
+  }
+
+  private startWatching(): void {
+    const base = path.basename(this.path);
+    try {
+      this.watcher = watch(path.dirname(this.path), { persistent: false }, (_event, name) => {
+        if (name !== null && name !== base) return;
+        this.scheduled ??= setImmediate(() => {
+          this.scheduled = undefined;
+          this.check();
+        });
+      });
+    } catch {
+      return; // inotify limit or the like: the stat poll still follows the file
+    }
+    held.watchers++;
+    this.watcher.on("error", () => this.stopWatching());
+  }
+
+  private stopWatching(): void {
+    if (this.watcher === undefined) return;
+    this.watcher.close();
+    this.watcher = undefined;
+    held.watchers--;
+  }
+
+  private armSettle(ms: number): void {
+    if (this.settleTimer !== undefined) return;
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = undefined;
+      this.check();
+    }, Math.max(1, ms));
+    this.settleTimer.unref();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopWatching();
+    clearInterval(this.poll);
+    if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.closeGeneration();
+    this.onClosed(this);
+  }
+}
+
+/** Sources by real path: one per path however many tailers. */
+export class SourceRegistry {
+  private readonly sources = new Map<string, FileSource>();
+
+  constructor(private readonly timing: SourceTiming) {}
+
+  /** Attach `listener` to the source of `realPath`, creating it when it is the first. */
+  attach(realPath: string, listener: SourceListener): FileSource {
+    let source = this.sources.get(realPath);
+    if (source === undefined) {
+      source = new FileSource(realPath, this.timing, (s) => {
+        if (this.sources.get(s.path) === s) this.sources.delete(s.path);
+      });
+      this.sources.set(realPath, source);
+    }
+    source.add(listener);
+    return source;
+  }
+
+  /** Watchers open now (for runnel_tail_watchers_active). */
+  watchers(): number {
+    let n = 0;
+    for (const s of this.sources.values()) if (s.watching) n++;
+    return n;
+  }
+
+  /** Files open now (for runnel_tail_open_files). */
+  openFiles(): number {
+    let n = 0;
+    for (const s of this.sources.values()) if (s.exists) n++;
+    return n;
+  }
+}
