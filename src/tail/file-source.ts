@@ -80,17 +80,26 @@ function sampleOf(fd: number, size: number): Buffer {
   return b;
 }
 
-/** A shared, reference-counted followed file. Create through SourceRegistry. */
+/**
+ * A shared, reference-counted followed file. Create through SourceRegistry.
+ *
+ * Normally one generation (one fd) is open. When the path comes to name
+ * another file (rotation), that one is opened at once — so a file rotated
+ * again quickly is not missed — while the old one stays open until it has
+ * been quiet for `settleMs` (its writer may still append to it); listeners
+ * finish the old one before they move on.
+ */
 export class FileSource {
   private readonly listeners = new Set<SourceListener>();
-  private current: Generation | undefined;
+  /** Open generations, oldest first: listeners read the first; the last is what the path names (when it names one). */
+  private readonly generations: Generation[] = [];
   private watcher: FSWatcher | undefined;
   private readonly poll: NodeJS.Timeout;
   private settleTimer: NodeJS.Timeout | undefined;
   private scheduled: NodeJS.Immediate | undefined;
-  /** When the path stopped naming the open generation (0: it still does); and when that one last grew. */
-  private retiringSince = 0;
-  private lastGrowthMs = 0;
+  /** When the first generation last grew, or stopped being what the path names. */
+  private lastChangeMs = 0;
+  private retiring = false;
   private closed = false;
 
   constructor(
@@ -99,25 +108,26 @@ export class FileSource {
     private readonly timing: SourceTiming,
     private readonly onClosed: (source: FileSource) => void,
   ) {
-    this.openGeneration();
+    const first = this.openPath();
+    if (first !== undefined) this.generations.push(first);
     this.startWatching();
     this.poll = setInterval(() => this.check(), timing.pollMs);
     this.poll.unref();
   }
 
-  /** Whether the path names an open file right now. */
+  /** Whether a generation is open for reading. */
   get exists(): boolean {
-    return this.current !== undefined;
+    return this.generations.length > 0;
   }
 
-  /** The generation being read, if any. */
+  /** The generation listeners read, if any. */
   get identity(): FileIdentity | undefined {
-    return this.current?.identity;
+    return this.generations[0]?.identity;
   }
 
-  /** Size of the open generation now (0 when none). */
+  /** Size of the generation listeners read, now (0 when none). */
   size(): number {
-    const g = this.current;
+    const g = this.generations[0];
     if (g === undefined) return 0;
     try {
       return fstatSync(g.fd).size;
@@ -130,13 +140,18 @@ export class FileSource {
     return this.watcher !== undefined;
   }
 
+  /** Files this source has open now (more than one only while a rotation settles). */
+  get openFiles(): number {
+    return this.generations.length;
+  }
+
   get listenerCount(): number {
     return this.listeners.size;
   }
 
-  /** Read from the open generation at `position` into `buffer`; 0 at its end or when none is open. */
+  /** Read from the generation listeners read, at `position`; 0 at its end or when none is open. */
   read(buffer: Buffer, position: number, length = buffer.length): number {
-    const g = this.current;
+    const g = this.generations[0];
     if (g === undefined) return 0;
     return readSync(g.fd, buffer, 0, length, position);
   }
@@ -154,51 +169,65 @@ export class FileSource {
   /** Look at the path and the open file now (also called on every watch event, coalesced). */
   check(): void {
     if (this.closed) return;
-    const g = this.current;
-    if (g === undefined) {
-      if (this.openGeneration()) this.tell("created", 0);
+    const nowMs = Date.now();
+    const named = statPath(this.path);
+    const newest = this.generations.at(-1);
+    if (named !== undefined && named.isFile() && (newest === undefined || !sameIdentity(named, newest.identity))) {
+      const opened = this.openPath();
+      if (opened !== undefined) {
+        this.generations.push(opened);
+        if (this.generations.length === 1) {
+          this.tell("created", 0);
+          return;
+        }
+      }
+    }
+    const head = this.generations[0];
+    if (head === undefined) return;
+    this.checkGrowth(head, nowMs);
+    if (named !== undefined && sameIdentity(named, head.identity)) {
+      this.retiring = false;
       return;
     }
+    // The path no longer names the file being read. Its writer may still append for a moment
+    // (a logger that reopens after rotating): keep it until it has been quiet for settleMs.
+    if (!this.retiring) {
+      this.retiring = true;
+      this.lastChangeMs = nowMs;
+    }
+    const quietFor = nowMs - this.lastChangeMs;
+    if (quietFor < this.timing.settleMs) {
+      this.armSettle(this.timing.settleMs - quietFor);
+      return;
+    }
+    this.retireHead(head);
+    if (this.generations.length > 0) this.check(); // the next one may have grown, or be retiring too
+  }
+
+  /** Tell listeners about growth or truncation of the generation they read. */
+  private checkGrowth(g: Generation, nowMs: number): void {
     let size: number;
     try {
       size = fstatSync(g.fd).size;
     } catch {
-      size = g.size;
+      return;
     }
     if (size < g.size || (size > g.size && !sampleOf(g.fd, g.size).equals(g.sample))) {
       const before = g.size;
       g.size = size;
       g.sample = sampleOf(g.fd, size);
-      this.lastGrowthMs = Date.now();
+      this.lastChangeMs = nowMs;
       this.tell("truncated", before);
     } else if (size > g.size) {
       g.size = size;
       g.sample = sampleOf(g.fd, size);
-      this.lastGrowthMs = Date.now();
+      this.lastChangeMs = nowMs;
       for (const l of this.listeners) l.changed();
     }
-    const now = statPath(this.path);
-    if (now !== undefined && now.dev === g.identity.dev && now.ino === g.identity.ino && now.birthtimeNs === g.identity.birthNs) {
-      this.retiringSince = 0;
-      return;
-    }
-    // The path no longer names the open file. A writer may still append to the old one for a moment
-    // (a logger that reopens after rotation): keep it until it has been quiet for settleMs.
-    const nowMs = Date.now();
-    if (this.retiringSince === 0) {
-      this.retiringSince = nowMs;
-      this.lastGrowthMs = nowMs;
-    }
-    const quietFor = nowMs - this.lastGrowthMs;
-    if (quietFor < this.timing.settleMs) {
-      this.armSettle(this.timing.settleMs - quietFor);
-      return;
-    }
-    this.retire(g);
   }
 
-  /** Close the old generation (after its listeners read the rest) and move to whatever the path names now. */
-  private retire(g: Generation): void {
+  /** Close the generation being read (after its listeners read the rest) and move to the next, if any. */
+  private retireHead(g: Generation): void {
     for (const l of this.listeners) l.ending();
     let deleted = false;
     try {
@@ -206,12 +235,14 @@ export class FileSource {
     } catch {
       deleted = true;
     }
-    this.closeGeneration();
-    this.retiringSince = 0;
-    const reopened = this.openGeneration();
+    this.generations.shift();
+    this.closeFd(g);
+    this.retiring = false;
+    this.lastChangeMs = Date.now();
+    const next = this.generations.length > 0;
     if (deleted) {
       this.tell("deleted", g.size);
-      if (reopened) this.tell("created", 0);
+      if (next) this.tell("created", 0);
     } else {
       this.tell("rotated", g.size);
     }
@@ -221,36 +252,32 @@ export class FileSource {
     for (const l of this.listeners) l.generation(change, previousSize);
   }
 
-  /** Open what the path names now, if it is a regular file; true on success. */
-  private openGeneration(): boolean {
+  /** Open what the path names now, if it is a regular file. */
+  private openPath(): Generation | undefined {
     let fd: number;
     try {
       fd = openSync(this.path, OPEN_FLAGS);
     } catch {
-      return false; // missing, a symlink (O_NOFOLLOW), unreadable: not followable now
+      return undefined; // missing, a symlink (O_NOFOLLOW), unreadable: not followable now
     }
     let s: BigIntStats;
     try {
       s = fstatSync(fd, { bigint: true });
     } catch {
       closeSync(fd);
-      return false;
+      return undefined;
     }
     // Re-checked on the open fd (the path may have been swapped since it was resolved).
     if (!s.isFile()) {
       closeSync(fd);
-      return false;
+      return undefined;
     }
-    const size = Number(s.size);
-    this.current = { fd, identity: identityOf(s), size, sample: sampleOf(fd, size) };
     held.openFiles++;
-    return true;
+    const size = Number(s.size);
+    return { fd, identity: identityOf(s), size, sample: sampleOf(fd, size) };
   }
 
-  private closeGeneration(): void {
-    const g = this.current;
-    if (g === undefined) return;
-    this.current = undefined;
+  private closeFd(g: Generation): void {
     held.openFiles--;
     try {
       closeSync(g.fd);
@@ -299,9 +326,13 @@ export class FileSource {
     clearInterval(this.poll);
     if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
-    this.closeGeneration();
+    for (const g of this.generations.splice(0)) this.closeFd(g);
     this.onClosed(this);
   }
+}
+
+function sameIdentity(s: BigIntStats, id: FileIdentity): boolean {
+  return s.dev === id.dev && s.ino === id.ino && s.birthtimeNs === id.birthNs;
 }
 
 /** Sources by real path: one per path however many tailers. */
@@ -333,7 +364,7 @@ export class SourceRegistry {
   /** Files open now (for runnel_tail_open_files). */
   openFiles(): number {
     let n = 0;
-    for (const s of this.sources.values()) if (s.exists) n++;
+    for (const s of this.sources.values()) n += s.openFiles;
     return n;
   }
 }

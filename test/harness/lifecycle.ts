@@ -7,6 +7,7 @@
  */
 import { heartbeats } from "../../src/stream/heartbeat-wheel.js";
 import { heldResources } from "../../src/stream/scope.js";
+import { tailHeld } from "../../src/tail/file-source.js";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { expect } from "vitest";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -63,6 +64,8 @@ export async function expectCleanEnd(
   expect(server.bus.stats().subscriptionsActive).toBe(0);
   // The shared heartbeat wheel holds no member and runs no timer once no stream is live.
   expect({ members: heartbeats.size, timers: heartbeats.timers }).toEqual({ members: 0, timers: 0 });
+  // Tail: no file watcher and no followed file left open in the process.
+  expect(tailHeld()).toEqual({ watchers: 0, openFiles: 0 });
   await waitFor(() => closeWaitCount(server.port) === 0, 15_000, `no CLOSE_WAIT on port ${server.port} (now ${closeWaitCount(server.port)})`);
 }
 
