@@ -14,12 +14,13 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { endCauseMatrix, type MatrixStream } from "../harness/end-cause-matrix.js";
 import { openFdCount } from "../harness/procfs.js";
 import { waitFor } from "../harness/server.js";
-import { startTail, TAIL, tailClient, tailHeld, tempTailDir, type Tailer } from "../harness/tailer.js";
+import { fdsUnder, startTail, TAIL, tailClient, tailHeld, tempTailDir, warmInotify, type Tailer } from "../harness/tailer.js";
 
 const tmp = tempTailDir("runnel-tail-matrix-");
 let fdsBefore = 0;
 
 beforeAll(() => {
+  warmInotify(tmp.dir);
   fdsBefore = openFdCount();
 });
 afterAll(() => tmp.remove());
@@ -84,6 +85,7 @@ endCauseMatrix({
 it("leaves no file descriptor behind over the whole matrix (/proc/self/fd)", async () => {
   // Tail's own fds are all closed (checked per cell); the HTTP sockets of the finished servers
   // close asynchronously, so wait for the count to settle back to where it started.
+  expect(fdsUnder(tmp.dir)).toEqual([]);
   await waitFor(() => openFdCount() <= fdsBefore, 15_000, `fds back to ${fdsBefore} (now ${openFdCount()})`);
   expect(tailHeld()).toEqual({ watchers: 0, openFiles: 0 });
 });

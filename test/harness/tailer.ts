@@ -4,7 +4,7 @@
  */
 import { ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, realpathSync, rmSync, watch } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { FileEventKind, TailService, type TailRequestSchema, type TailResponse } from "../../gen/runnel/v1/tail_pb.js";
@@ -90,3 +90,26 @@ export function tempTailDir(prefix = "runnel-tail-"): { dir: string; file: (name
 
 /** Watchers and open files held by tail sources in this process right now. */
 export { tailHeld };
+
+/** This process's open fds that point at files under `dir` (from /proc/self/fd). */
+export function fdsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(`${dir}/`)) out.push(target);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Make libuv create its inotify fd (one per process, kept for the process's
+ * life once a watch was made), so fd baselines taken afterwards compare like with like.
+ */
+export function warmInotify(dir: string): void {
+  watch(dir).close();
+  closeSync(openSync(dir, "r"));
+}
