@@ -16,7 +16,7 @@ import { SourceRegistry } from "../tail/file-source.js";
 import { Follower, type FollowerSink, type StartAt } from "../tail/follower.js";
 import type { GenerationChange } from "../tail/file-source.js";
 import type { SplitLine } from "../tail/line-splitter.js";
-import { TailDirs, TailPathError } from "../tail/tail-dirs.js";
+import { normalizeRequestPath, TailDirs, TailPathError } from "../tail/tail-dirs.js";
 import { ListFilesResponseSchema, TailService, type TailRequest, type TailResponse } from "../../gen/runnel/v1/tail_pb.js";
 import { fileEventMessage, lineMessage, startedMessage, tailMessages } from "./tail-messages.js";
 import { requireValid } from "./status.js";
@@ -64,7 +64,7 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
   const service: ServiceImpl<typeof TailService> = {
     tail(req: TailRequest, ctx: HandlerContext) {
       const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
-      const settings = { rpc: TAIL_RPC, path: req.path, limits, policy: "disconnect" as const, heartbeatMs };
+      const settings = { rpc: TAIL_RPC, path: normalizeRequestPath(req.path), limits, policy: "disconnect" as const, heartbeatMs };
       return openStream<TailResponse>(ctx, ledger, settings, tailMessages, async (stream) => {
         const grep = grepOf(req.grep);
         const at = startOf(req);

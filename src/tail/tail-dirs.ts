@@ -50,6 +50,14 @@ export function fileKind(s: Stats): string {
   return "not a regular file";
 }
 
+/** A request path as shown (ListStreams, TailStarted): without empty and "." segments. Checks nothing. */
+export function normalizeRequestPath(requested: string): string {
+  return requested
+    .split("/")
+    .filter((p) => p !== "" && p !== ".")
+    .join("/");
+}
+
 /** Whether `p` is `dir` or inside it (both real, absolute). */
 function inside(dir: string, p: string): boolean {
   return p === dir || p.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
