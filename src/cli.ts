@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-/** The `runnel` command: serve, publish, subscribe, streams. */
+/** The `runnel` command: serve, publish, subscribe, streams, tail. */
 import { ConfigError } from "./config.js";
 import { CliError } from "./cli/common.js";
 import { publish } from "./cli/publish.js";
 import { serve } from "./cli/serve.js";
 import { streams } from "./cli/streams.js";
 import { subscribe } from "./cli/subscribe.js";
+import { tail } from "./cli/tail.js";
 
 const USAGE = `usage: runnel <command> [options]
 
@@ -14,11 +15,12 @@ commands:
   publish     runnel publish TOPIC [DATA | -] [-H key=value]...
   subscribe   runnel subscribe PATTERN [--last N | --from-seq N | --earliest | --after CURSOR] [--json]
   streams     runnel streams [--json] [--close ID]
+  tail        runnel tail PATH [-n N] [--no-follow] [--grep RE] [--after CURSOR] [--json] | runnel tail --list
 
 client commands take --url URL (default $RUNNEL_URL or http://127.0.0.1:8080)
 and --protocol connect|grpc|grpc-web.`;
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, publish, subscribe, streams };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, publish, subscribe, streams, tail };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
