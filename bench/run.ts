@@ -36,6 +36,13 @@ function cpuPerDeliveryRow(a: { serverUsPerDelivery: number }, b: { serverUsPerD
   };
 }
 
+// `npm run bench -- tail`: the Tail section (bench/tail.ts) on its own.
+if (process.argv[2] === "tail") {
+  const { main: tailBench } = await import("./tail.js");
+  await tailBench(process.argv.slice(3));
+  process.exit(0);
+}
+
 const ROWS = ["fanout-100", "fanout-1000", "latency", "cancel", "heap"] as const;
 type Row = (typeof ROWS)[number];
 type Kind = "runnel" | "baseline";

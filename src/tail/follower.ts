@@ -214,7 +214,8 @@ export class Follower implements SourceListener {
     this.partialAt = at;
     this.partialTimer = setTimeout(() => {
       this.partialTimer = undefined;
-      if (this.finished || this.splitter.position !== at || !this.sink.hasRoom()) return;
+      // Quiet means no byte arrived after the partial line: not merely that this follower is behind.
+      if (this.finished || this.splitter.position !== at || this.source?.size() !== at || !this.sink.hasRoom()) return;
       const line = this.splitter.flushPartial();
       if (line !== undefined) this.offer(line, true);
     }, this.options.partialFlushMs);

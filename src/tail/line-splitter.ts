@@ -88,7 +88,8 @@ export class LineSplitter {
     while (from < chunk.length) {
       const nl = chunk.indexOf(NEWLINE, from);
       const stop = nl === -1 ? chunk.length : nl;
-      this.hold(chunk, from, stop);
+      // A line that continues past this chunk is copied: the caller reuses the chunk's memory.
+      this.hold(chunk, from, stop, nl === -1);
       if (nl === -1) {
         this.next += chunk.length - from;
         return chunk.length;
@@ -115,12 +116,13 @@ export class LineSplitter {
   }
 
   /** Keep bytes [from, stop) of `chunk` as part of the current line, up to the bound. */
-  private hold(chunk: Buffer, from: number, stop: number): void {
+  private hold(chunk: Buffer, from: number, stop: number, copy: boolean): void {
     if (this.skipping || stop === from) return;
     const room = this.maxLineBytes + 4 - this.pendingBytes; // a few bytes more to find a character boundary
     const take = Math.min(room, stop - from);
-    // A slice, not a copy, when a whole line sits inside one chunk (the common case).
-    this.pending.push(chunk.subarray(from, from + take));
+    // A slice, not a copy, when the line ends inside this chunk (the common case).
+    const piece = chunk.subarray(from, from + take);
+    this.pending.push(copy ? Buffer.from(piece) : piece);
     this.pendingBytes += take;
     if (this.pendingBytes > this.maxLineBytes) this.skipping = true;
   }

@@ -79,3 +79,16 @@ describe("LineSplitter", () => {
     expect(splitter.position).toBe(4);
   });
 });
+
+describe("LineSplitter and reused read buffers", () => {
+  it("a line split across two reads into the same buffer comes out whole", () => {
+    const splitter = new LineSplitter(100);
+    const buffer = Buffer.alloc(8);
+    const lines: string[] = [];
+    for (const part of ["hello wo", "rld\nnext", "\n"]) {
+      buffer.write(part.padEnd(8, "\0"));
+      splitter.push(buffer.subarray(0, part.length), (l) => (lines.push(l.text), true));
+    }
+    expect(lines).toEqual(["hello world", "next"]);
+  });
+});
