@@ -11,7 +11,7 @@
  * "lost" counts holes (a line not received although a later one was); lines
  * not received when the drain time is over are "behind" (still being read).
  */
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,12 +29,14 @@ interface Tally {
   readonly lags: Float64Array;
   received: number;
   duplicates: number;
+  /** Times the server closed the stream (slow tailer) and the follower resumed with its cursor. */
+  reconnects: number;
   /** Highest seq received. */
   highest: number;
 }
 
 function tally(name: string, total: number): Tally {
-  return { name, seen: new Uint8Array(total), lags: new Float64Array(total), received: 0, duplicates: 0, highest: -1 };
+  return { name, seen: new Uint8Array(total), lags: new Float64Array(total), received: 0, duplicates: 0, reconnects: 0, highest: -1 };
 }
 
 /** Lines skipped: not received although a later one was (a hole, not lag). */
@@ -81,7 +83,7 @@ async function startRunnel(dir: string): Promise<{ child: ChildProcess; url: str
 function row(t: Tally, total: number): string {
   const lags = t.lags.subarray(0, t.received);
   const holes = lost(t);
-  const cells = [t.name, String(t.received), String(holes), String(total - t.received - holes), String(t.duplicates), percentile(lags, 50).toFixed(1), percentile(lags, 99).toFixed(1), percentile(lags, 100).toFixed(1)];
+  const cells = [t.name, String(t.received), String(holes), String(total - t.received - holes), String(t.duplicates), String(t.reconnects), percentile(lags, 50).toFixed(1), percentile(lags, 99).toFixed(1), percentile(lags, 100).toFixed(1)];
   return `| ${cells.join(" | ")} |`;
 }
 
@@ -121,14 +123,27 @@ export async function main(argv: string[]): Promise<void> {
       started.push(new Promise((r) => (onStarted = r)));
       done.push(
         (async () => {
-          try {
-            for await (const m of client.tail({ path: "bench.log", lines: 0 }, { signal: abort.signal })) {
-              if (m.kind.case === "line") note(t, m.kind.value.text, now());
-              else if (m.kind.case === "started") onStarted();
-              else if (m.kind.case === "closing") console.error(`${t.name}: closing ${m.kind.value.message}`);
+          // What a real client does: on Closing (a slow tailer is disconnected with its resume cursor), reconnect
+          // right after the last line it got.
+          let cursor = "";
+          while (!abort.signal.aborted) {
+            try {
+              const request = cursor === "" ? { path: "bench.log", lines: 0 } : { path: "bench.log", afterCursor: cursor };
+              for await (const m of client.tail(request, { signal: abort.signal })) {
+                if (m.kind.case === "line") {
+                  note(t, m.kind.value.text, now());
+                  cursor = m.kind.value.cursor;
+                } else if (m.kind.case === "started") onStarted();
+                else if (m.kind.case === "closing") t.reconnects++;
+              }
+              return;
+            } catch (e) {
+              if (abort.signal.aborted) return;
+              if (!(e instanceof ConnectError) || (e.code !== Code.ResourceExhausted && e.code !== Code.Unavailable)) {
+                console.error(`${t.name}: ${String(e)}`);
+                return;
+              }
             }
-          } catch (e) {
-            if (!abort.signal.aborted) console.error(`${t.name}: ${String(e)}`);
           }
         })(),
       );
@@ -154,8 +169,8 @@ export async function main(argv: string[]): Promise<void> {
     const drained = (now() - t0) / 1000 - writeSeconds;
     const cpu = cpuSeconds(server.child.pid!) - cpuBefore;
     console.log(`\nTail: ${total} lines (${rate}/s for ${seconds} s, written in ${writeSeconds.toFixed(1)} s), ${followers} runnel followers (gRPC, 2 HTTP/2 connections) + GNU tail -F, one machine; counted ${drained.toFixed(1)} s after the last write\n`);
-    console.log("| follower | lines delivered | lost (holes) | behind at the end | duplicated | lag p50 ms | lag p99 ms | lag max ms |");
-    console.log("|---|---|---|---|---|---|---|---|");
+    console.log("| follower | lines delivered | lost (holes) | behind at the end | duplicated | resumed after Closing | lag p50 ms | lag p99 ms | lag max ms |");
+    console.log("|---|---|---|---|---|---|---|---|---|");
     for (const t of tallies) console.log(row(t, total));
     console.log(row(gnu, total));
     console.log(`\nrunnel server CPU over the run: ${cpu.toFixed(1)} s (${((cpu / seconds) * 100).toFixed(0)}% of one core over the ${seconds} s of writing)`);
