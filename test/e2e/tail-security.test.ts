@@ -106,8 +106,11 @@ describe("hostile content", () => {
     writeFileSync(file, "");
     const t = startTail(client, { path: "huge.log" });
     await t.started;
+    // Written from a Buffer (memory outside the JS heap), so the heap measures the server's side only.
+    const line = Buffer.alloc(10 * 1024 * 1024 + 7, "y");
+    line.write("\nafter\n", 10 * 1024 * 1024);
     const heapBefore = process.memoryUsage().heapUsed;
-    appendFileSync(file, `${"y".repeat(10 * 1024 * 1024)}\nafter\n`);
+    appendFileSync(file, line);
     await waitForLines(t, 2, 20_000);
     const [huge, after] = t.lines();
     expect([huge!.text.length, huge!.truncated, after!.text, after!.offset]).toEqual([64 * 1024, true, "after", BigInt(10 * 1024 * 1024 + 1)]);
