@@ -145,10 +145,6 @@ export class FileSource {
     return this.generations.length;
   }
 
-  get listenerCount(): number {
-    return this.listeners.size;
-  }
-
   /** Read from the generation listeners read, at `position`; 0 at its end or when none is open. */
   read(buffer: Buffer, position: number, length = buffer.length): number {
     const g = this.generations[0];

@@ -113,7 +113,7 @@ export class Follower implements SourceListener {
       this.sink.overflow(lag);
       return;
     }
-    this.readAll(true);
+    this.readToEnd();
     const line = this.splitter.flushPartial();
     if (line !== undefined) this.offer(line, true);
   }
@@ -164,9 +164,9 @@ export class Follower implements SourceListener {
   }
 
   /** Read everything left of the open generation, ignoring the sink's room. */
-  private readAll(force: boolean): void {
+  private readToEnd(): void {
     while (!this.finished && this.source !== undefined) {
-      if (this.readChunk(force) <= 0) return;
+      if (this.readChunk(true) <= 0) return;
     }
   }
 

@@ -41,7 +41,7 @@ const MAX_LISTED = 10_000;
 const MAX_DEPTH = 8;
 
 /** What a non-regular file is, for the error message. */
-export function fileKind(s: Stats): string {
+function fileKind(s: Stats): string {
   if (s.isDirectory()) return "a directory";
   if (s.isFIFO()) return "a FIFO";
   if (s.isSocket()) return "a socket";

@@ -217,3 +217,14 @@ describe("rotation: every line written arrives once, in order, with the right fi
     expect(events.every((e) => e === FileEventKind.ROTATED || e === FileEventKind.CREATED)).toBe(true);
   });
 });
+
+describe("an idle tail stream", () => {
+  it("gets heartbeats carrying its resume cursor while the file is quiet", async () => {
+    const f = fresh("only\n");
+    const t = follow({ path: f.name, heartbeatMs: 1_000 });
+    await waitForLines(t, 1);
+    await waitFor(() => t.messages.some((m) => m.kind.case === "heartbeat"), 10_000, "a heartbeat");
+    const beat = t.messages.find((m) => m.kind.case === "heartbeat")!.kind;
+    expect(beat.case === "heartbeat" && beat.value.cursor).toBe(t.lines()[0]!.cursor);
+  });
+});
