@@ -8,7 +8,7 @@
  * so a slow tailer never holds back a fast one. Closing is synchronous: the
  * last listener leaving closes the watcher, the timers and the fd at once.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, watch, type BigIntStats, type FSWatcher } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, watch, type BigIntStats, type FSWatcher } from "node:fs";
 import path from "node:path";
 import type { FileIdentity } from "./cursor.js";
 
@@ -329,6 +329,63 @@ export class FileSource {
 
 function sameIdentity(s: BigIntStats, id: FileIdentity): boolean {
   return s.dev === id.dev && s.ino === id.ino && s.birthtimeNs === id.birthNs;
+}
+
+/** A file generation that is no longer at the followed path but still exists (rotated to another name). */
+export interface RotatedFile {
+  readonly fd: number;
+  readonly identity: FileIdentity;
+  readonly size: number;
+}
+
+/**
+ * Find the generation `identity` under another name in the directory of
+ * `followed` (app.log rotated to app.log.1) and open it, for a tailer that
+ * resumes with a cursor of it. Counted as an open tail file until
+ * `closeRotated`. Only the same directory is searched: it is inside the tail
+ * directories by construction.
+ */
+export function openRotated(followed: string, identity: FileIdentity): RotatedFile | undefined {
+  const dir = path.dirname(followed);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  for (const name of names.slice(0, 10_000)) {
+    const s = statPath(path.join(dir, name));
+    if (s === undefined || !s.isFile() || !sameIdentity(s, identity)) continue;
+    let fd: number;
+    try {
+      fd = openSync(path.join(dir, name), OPEN_FLAGS);
+    } catch {
+      return undefined;
+    }
+    let opened: BigIntStats | undefined;
+    try {
+      opened = fstatSync(fd, { bigint: true });
+    } catch {
+      opened = undefined;
+    }
+    if (opened === undefined || !opened.isFile() || !sameIdentity(opened, identity)) {
+      closeSync(fd);
+      return undefined;
+    }
+    held.openFiles++;
+    return { fd, identity, size: Number(opened.size) };
+  }
+  return undefined;
+}
+
+/** Close a file opened by `openRotated`. */
+export function closeRotated(file: RotatedFile): void {
+  held.openFiles--;
+  try {
+    closeSync(file.fd);
+  } catch {
+    // already closed
+  }
 }
 
 /** Sources by real path: one per path however many tailers. */

@@ -8,7 +8,8 @@
  * watcher and the fd with it.
  */
 import { encodeTailCursor, sameFile, type TailPosition } from "./cursor.js";
-import type { FileSource, GenerationChange, SourceListener } from "./file-source.js";
+import { closeRotated, openRotated, type FileSource, type GenerationChange, type RotatedFile, type SourceListener } from "./file-source.js";
+import { readSync } from "node:fs";
 import { LineSplitter, type SplitLine } from "./line-splitter.js";
 
 /** What a follower reports; the service turns these into messages. */
@@ -54,6 +55,8 @@ export class Follower implements SourceListener {
   /** For follow = false: where to stop (the size when the follower started). */
   private stopAt = Infinity;
   private finished = false;
+  /** A resumed cursor's generation, found under another name after a rotation: read to its end first. */
+  private rotated: RotatedFile | undefined;
   private readonly emitLine = (line: SplitLine): boolean => this.offer(line);
 
   constructor(
@@ -74,6 +77,17 @@ export class Follower implements SourceListener {
     const source = this.source;
     if (source === undefined) return "";
     const id = source.identity;
+    if (at.kind === "after" && (id === undefined || !sameFile(at.position.file, id))) {
+      // The cursor's generation is not at the path any more; it may still exist under another name.
+      const rotated = openRotated(source.path, at.position.file);
+      if (rotated !== undefined && at.position.offset <= rotated.size) {
+        this.rotated = rotated;
+        this.splitter.reset(at.position.offset);
+        this.pump();
+        return encodeTailCursor(at.position);
+      }
+      if (rotated !== undefined) closeRotated(rotated);
+    }
     if (id === undefined) {
       if (at.kind === "after") this.sink.fileEvent("lost", "the file of the cursor no longer exists; following waits for it", "", 0);
       if (!this.options.follow) this.finish();
@@ -84,7 +98,7 @@ export class Follower implements SourceListener {
     if (at.kind === "last") offset = this.lastLinesStart(size, at.lines);
     else if (!sameFile(at.position.file, id)) {
       offset = 0;
-      this.sink.fileEvent("lost", "the file generation of the cursor is gone (rotated or replaced); lines after the cursor may be lost; starting at the beginning of the current file", encodeTailCursor({ file: id, offset: 0 }), 0);
+      this.sink.fileEvent("lost", "the file generation of the cursor is gone (rotated away and removed, or replaced); lines after the cursor may be lost; starting at the beginning of the current file", encodeTailCursor({ file: id, offset: 0 }), 0);
     } else if (at.position.offset > size) {
       offset = 0;
       this.sink.fileEvent("lost", `the file is shorter than the cursor (truncated to ${size} bytes); starting at its beginning`, encodeTailCursor({ file: id, offset: 0 }), at.position.offset - size);
@@ -101,11 +115,11 @@ export class Follower implements SourceListener {
   }
 
   changed(): void {
-    this.pump();
+    if (this.rotated === undefined) this.pump();
   }
 
   ending(): void {
-    if (this.finished || this.source === undefined) return;
+    if (this.finished || this.source === undefined || this.rotated !== undefined) return;
     // The rest of the old generation is read now, whatever the sink's room (up to the lag bound;
     // past it, or past the queue's bound, the stream ends as a slow consumer with its resume cursor).
     const lag = this.source.size() - this.splitter.position;
@@ -120,7 +134,8 @@ export class Follower implements SourceListener {
 
   generation(change: GenerationChange, previousSize: number): void {
     const source = this.source;
-    if (source === undefined || this.finished) return;
+    // While a rotated generation is being finished, the path's changes do not concern this tailer yet.
+    if (source === undefined || this.finished || this.rotated !== undefined) return;
     const id = source.identity;
     const cursor = id === undefined ? "" : encodeTailCursor({ file: id, offset: 0 });
     const lost = change === "truncated" ? Math.max(0, previousSize - this.splitter.position) : 0;
@@ -135,6 +150,8 @@ export class Follower implements SourceListener {
     this.clearPartialTimer();
     if (this.continuation !== undefined) clearImmediate(this.continuation);
     this.continuation = undefined;
+    if (this.rotated !== undefined) closeRotated(this.rotated);
+    this.rotated = undefined;
     const source = this.source;
     this.source = undefined;
     source?.remove(this);
@@ -174,11 +191,12 @@ export class Follower implements SourceListener {
   private readChunk(force = false): number {
     const source = this.source!;
     const position = this.splitter.position;
-    const want = Math.min(CHUNK, this.stopAt - position);
+    const rotated = this.rotated;
+    const want = Math.min(CHUNK, rotated !== undefined ? CHUNK : this.stopAt - position);
     if (want <= 0) return 0;
     let n: number;
     try {
-      n = source.read(scratch, position, want);
+      n = rotated !== undefined ? readSync(rotated.fd, scratch, 0, want, position) : source.read(scratch, position, want);
     } catch {
       return 0; // the fd went away under us: the source's next check says what happened
     }
@@ -189,7 +207,7 @@ export class Follower implements SourceListener {
 
   /** Hand a line to the sink (after grep); false when the sink has no more room. */
   private offer(line: SplitLine, force = false): boolean {
-    const id = this.source?.identity;
+    const id = this.rotated?.identity ?? this.source?.identity;
     if (id === undefined) return false;
     if (this.options.grep === undefined || this.options.grep.test(line.text)) {
       this.sink.line(line, encodeTailCursor({ file: id, offset: line.end }));
@@ -198,6 +216,10 @@ export class Follower implements SourceListener {
   }
 
   private atEnd(): void {
+    if (this.rotated !== undefined) {
+      this.leaveRotated();
+      return;
+    }
     if (this.splitter.position >= this.stopAt) {
       const line = this.splitter.flushPartial();
       if (line !== undefined) this.offer(line, true);
@@ -205,6 +227,24 @@ export class Follower implements SourceListener {
       return;
     }
     if (this.splitter.hasPartial && this.options.partialFlushMs > 0) this.armPartialTimer();
+  }
+
+  /** The resumed rotated generation is read to its end: move on to what the path names now. */
+  private leaveRotated(): void {
+    const line = this.splitter.flushPartial();
+    if (line !== undefined) this.offer(line, true);
+    closeRotated(this.rotated!);
+    this.rotated = undefined;
+    const source = this.source!;
+    const id = source.identity;
+    this.sink.fileEvent("rotated", "the rest of the rotated file was sent; following the current file from its start", id === undefined ? "" : encodeTailCursor({ file: id, offset: 0 }), 0);
+    this.splitter.reset(0);
+    if (!this.options.follow) this.stopAt = source.size();
+    if (id === undefined && !this.options.follow) {
+      this.finish();
+      return;
+    }
+    this.pump();
   }
 
   private armPartialTimer(): void {
@@ -228,7 +268,8 @@ export class Follower implements SourceListener {
   }
 
   private checkLag(): void {
-    const lag = (this.source?.size() ?? 0) - this.splitter.position;
+    const size = this.rotated?.size ?? this.source?.size() ?? 0;
+    const lag = size - this.splitter.position;
     if (lag > this.options.maxLagBytes) this.sink.overflow(lag);
   }
 

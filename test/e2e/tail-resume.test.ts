@@ -5,12 +5,12 @@
  * a truncated file's end, resumes with a LOST file event.
  */
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { appendFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, renameSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileEventKind } from "../../gen/runnel/v1/tail_pb.js";
 import type { RunnelServer } from "../../src/server.js";
 import { startServer, waitFor } from "../harness/server.js";
-import { startTail, tailClient, tempTailDir, waitForLines, type TailClient } from "../harness/tailer.js";
+import { fdsUnder, startTail, tailClient, tempTailDir, waitForLines, type TailClient } from "../harness/tailer.js";
 
 const tmp = tempTailDir();
 let server: RunnelServer;
@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 describe("resume by cursor", () => {
-  it("disconnects while a writer keeps appending: every line exactly once across three connections", async () => {
+  it("disconnects while a writer keeps appending, and a rotation between two connections: every line exactly once", async () => {
     const file = tmp.file("busy.log");
     writeFileSync(file, "");
     let written = 0;
@@ -48,7 +48,9 @@ describe("resume by cursor", () => {
         await t.done;
         received.push(...t.texts());
         cursor = t.lines().at(-1)!.cursor;
-        expect(t.fileEvents()).toEqual([]);
+        // The third connection resumes across a rotation: the rest of the old file is under its new name.
+        expect(t.fileEvents()).toEqual(i === 2 ? [FileEventKind.ROTATED] : []);
+        if (i === 1) renameSync(file, `${file}.1`); // the writer goes on in a new busy.log
       }
       clearInterval(writer);
       // The last connection drains what was written after it left.
@@ -63,15 +65,32 @@ describe("resume by cursor", () => {
     await waitFor(() => server.ledger.size === 0, 10_000, "ledger empty");
   });
 
-  it("a cursor of a rotated-away generation resumes at the start of the new file with LOST", async () => {
+  it("a cursor of a rotated generation finishes it under its new name, then the new file (ROTATED)", async () => {
     const file = tmp.file("rot.log");
     writeFileSync(file, "a\nb\n");
     const first = startTail(h2, { path: "rot.log", follow: false });
     expect(await first.done).toBeUndefined();
     const cursor = first.lines().at(-1)!.cursor;
+    appendFileSync(file, "late\n");
     renameSync(file, `${file}.1`);
     writeFileSync(file, "c\nd\n");
     const again = startTail(h2, { path: "rot.log", afterCursor: cursor, follow: false });
+    expect(await again.done).toBeUndefined();
+    expect(again.fileEvents()).toEqual([FileEventKind.ROTATED]);
+    expect(again.texts()).toEqual(["late", "c", "d"]);
+    await waitFor(() => server.ledger.size === 0, 10_000, "ledger empty");
+    expect(fdsUnder(tmp.dir)).toEqual([]);
+  });
+
+  it("a cursor of a generation that is gone resumes at the start of the current file with LOST", async () => {
+    const file = tmp.file("gone.log");
+    writeFileSync(file, "a\nb\n");
+    const first = startTail(h2, { path: "gone.log", follow: false });
+    expect(await first.done).toBeUndefined();
+    const cursor = first.lines().at(-1)!.cursor;
+    unlinkSync(file);
+    writeFileSync(file, "c\nd\n");
+    const again = startTail(h2, { path: "gone.log", afterCursor: cursor, follow: false });
     expect(await again.done).toBeUndefined();
     expect(again.fileEvents()).toEqual([FileEventKind.LOST]);
     expect(again.texts()).toEqual(["c", "d"]);
