@@ -31,6 +31,8 @@ export interface SourceTiming {
   readonly pollMs: number;
   /** After the path stopped naming the open file, how long the old file must stay quiet before it is closed. */
   readonly settleMs: number;
+  /** Use fs.watch for promptness (default); false: the stat poll alone (what happens when inotify is exhausted). */
+  readonly watch?: boolean;
 }
 
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -110,7 +112,7 @@ export class FileSource {
   ) {
     const first = this.openPath();
     if (first !== undefined) this.generations.push(first);
-    this.startWatching();
+    if (timing.watch !== false) this.startWatching();
     this.poll = setInterval(() => this.check(), timing.pollMs);
     this.poll.unref();
   }
