@@ -12,7 +12,7 @@ import { clampHeartbeat, type Config } from "../config.js";
 import { openStream, type LiveStream, type StreamLimits } from "../stream/live-stream.js";
 import type { Ledger } from "../stream/ledger.js";
 import { decodeTailCursor, encodeTailCursor } from "../tail/cursor.js";
-import { SourceRegistry } from "../tail/file-source.js";
+import { SourceRegistry } from "../tail/source-registry.js";
 import { Follower, type FollowerSink, type StartAt } from "../tail/follower.js";
 import type { GenerationChange } from "../tail/file-source.js";
 import type { SplitLine } from "../tail/line-splitter.js";

@@ -8,9 +8,10 @@
  * so a slow tailer never holds back a fast one. Closing is synchronous: the
  * last listener leaving closes the watcher, the timers and the fd at once.
  */
-import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, watch, type BigIntStats, type FSWatcher } from "node:fs";
+import { fstatSync, readSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import type { FileIdentity } from "./cursor.js";
+import { closeFile, countWatcher, identityOf, openRegularFile, sameIdentity, statPath } from "./open-file.js";
 
 /** What happened to the followed path. */
 export type GenerationChange = "rotated" | "deleted" | "created" | "truncated";
@@ -33,28 +34,6 @@ export interface SourceTiming {
   readonly settleMs: number;
   /** Use fs.watch for promptness (default); false: the stat poll alone (what happens when inotify is exhausted). */
   readonly watch?: boolean;
-}
-
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
-/** Watchers and fds held by every source in this process: tests assert both return to zero. */
-const held = { watchers: 0, openFiles: 0 };
-
-/** Tail watchers and open files held right now in this process (a copy). */
-export function tailHeld(): { watchers: number; openFiles: number } {
-  return { ...held };
-}
-
-function identityOf(s: BigIntStats): FileIdentity {
-  return { dev: s.dev, ino: s.ino, birthNs: s.birthtimeNs };
-}
-
-function statPath(p: string): BigIntStats | undefined {
-  try {
-    return statSync(p, { bigint: true, throwIfNoEntry: false });
-  } catch {
-    return undefined; // ELOOP, EACCES...: not followable right now
-  }
 }
 
 /** The open generation of the file. */
@@ -252,36 +231,14 @@ export class FileSource {
 
   /** Open what the path names now, if it is a regular file. */
   private openPath(): Generation | undefined {
-    let fd: number;
-    try {
-      fd = openSync(this.path, OPEN_FLAGS);
-    } catch {
-      return undefined; // missing, a symlink (O_NOFOLLOW), unreadable: not followable now
-    }
-    let s: BigIntStats;
-    try {
-      s = fstatSync(fd, { bigint: true });
-    } catch {
-      closeSync(fd);
-      return undefined;
-    }
-    // Re-checked on the open fd (the path may have been swapped since it was resolved).
-    if (!s.isFile()) {
-      closeSync(fd);
-      return undefined;
-    }
-    held.openFiles++;
-    const size = Number(s.size);
-    return { fd, identity: identityOf(s), size, sample: sampleOf(fd, size) };
+    const opened = openRegularFile(this.path);
+    if (opened === undefined) return undefined;
+    const size = Number(opened.stats.size);
+    return { fd: opened.fd, identity: identityOf(opened.stats), size, sample: sampleOf(opened.fd, size) };
   }
 
   private closeFd(g: Generation): void {
-    held.openFiles--;
-    try {
-      closeSync(g.fd);
-    } catch {
-      // already closed: nothing else to free
-    }
+    closeFile(g.fd);
   }
 
   private startWatching(): void {
@@ -297,7 +254,7 @@ export class FileSource {
     } catch {
       return; // inotify limit or the like: the stat poll still follows the file
     }
-    held.watchers++;
+    countWatcher(1);
     this.watcher.on("error", () => this.stopWatching());
   }
 
@@ -305,7 +262,7 @@ export class FileSource {
     if (this.watcher === undefined) return;
     this.watcher.close();
     this.watcher = undefined;
-    held.watchers--;
+    countWatcher(-1);
   }
 
   private armSettle(ms: number): void {
@@ -326,100 +283,5 @@ export class FileSource {
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     for (const g of this.generations.splice(0)) this.closeFd(g);
     this.onClosed(this);
-  }
-}
-
-function sameIdentity(s: BigIntStats, id: FileIdentity): boolean {
-  return s.dev === id.dev && s.ino === id.ino && s.birthtimeNs === id.birthNs;
-}
-
-/** A file generation that is no longer at the followed path but still exists (rotated to another name). */
-export interface RotatedFile {
-  readonly fd: number;
-  readonly identity: FileIdentity;
-  readonly size: number;
-}
-
-/**
- * Find the generation `identity` under another name in the directory of
- * `followed` (app.log rotated to app.log.1) and open it, for a tailer that
- * resumes with a cursor of it. Counted as an open tail file until
- * `closeRotated`. Only the same directory is searched: it is inside the tail
- * directories by construction.
- */
-export function openRotated(followed: string, identity: FileIdentity): RotatedFile | undefined {
-  const dir = path.dirname(followed);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return undefined;
-  }
-  for (const name of names.slice(0, 10_000)) {
-    const s = statPath(path.join(dir, name));
-    if (s === undefined || !s.isFile() || !sameIdentity(s, identity)) continue;
-    let fd: number;
-    try {
-      fd = openSync(path.join(dir, name), OPEN_FLAGS);
-    } catch {
-      return undefined;
-    }
-    let opened: BigIntStats | undefined;
-    try {
-      opened = fstatSync(fd, { bigint: true });
-    } catch {
-      opened = undefined;
-    }
-    if (opened === undefined || !opened.isFile() || !sameIdentity(opened, identity)) {
-      closeSync(fd);
-      return undefined;
-    }
-    held.openFiles++;
-    return { fd, identity, size: Number(opened.size) };
-  }
-  return undefined;
-}
-
-/** Close a file opened by `openRotated`. */
-export function closeRotated(file: RotatedFile): void {
-  held.openFiles--;
-  try {
-    closeSync(file.fd);
-  } catch {
-    // already closed
-  }
-}
-
-/** Sources by real path: one per path however many tailers. */
-export class SourceRegistry {
-  private readonly sources = new Map<string, FileSource>();
-
-  constructor(private readonly timing: SourceTiming) {}
-
-  /** Attach `listener` to the source of `realPath`, creating it when it is the first. */
-  attach(realPath: string, listener: SourceListener): FileSource {
-    let source = this.sources.get(realPath);
-    if (source === undefined) {
-      source = new FileSource(realPath, this.timing, (s) => {
-        if (this.sources.get(s.path) === s) this.sources.delete(s.path);
-      });
-      this.sources.set(realPath, source);
-    }
-    source.add(listener);
-    return source;
-  }
-
-  /** Watchers open now (for runnel_tail_watchers_active). */
-  watchers(): number {
-    let n = 0;
-    for (const s of this.sources.values()) if (s.watching) n++;
-    return n;
-  }
-
-  /** Files open now (for runnel_tail_open_files). */
-  openFiles(): number {
-    let n = 0;
-    for (const s of this.sources.values()) n += s.openFiles;
-    return n;
   }
 }

@@ -8,7 +8,8 @@
  * watcher and the fd with it.
  */
 import { encodeTailCursor, sameFile, type TailPosition } from "./cursor.js";
-import { closeRotated, openRotated, type FileSource, type GenerationChange, type RotatedFile, type SourceListener } from "./file-source.js";
+import type { FileSource, GenerationChange, SourceListener } from "./file-source.js";
+import { closeRotated, openRotated, type RotatedFile } from "./rotated-file.js";
 import { readSync } from "node:fs";
 import { LineSplitter, type SplitLine } from "./line-splitter.js";
 

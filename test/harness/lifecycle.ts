@@ -7,7 +7,7 @@
  */
 import { heartbeats } from "../../src/stream/heartbeat-wheel.js";
 import { heldResources } from "../../src/stream/scope.js";
-import { tailHeld } from "../../src/tail/file-source.js";
+import { tailHeld } from "../../src/tail/open-file.js";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { expect } from "vitest";
 import type { MessageInitShape } from "@bufbuild/protobuf";

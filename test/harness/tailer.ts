@@ -8,7 +8,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, realpathSy
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { FileEventKind, TailService, type TailRequestSchema, type TailResponse } from "../../gen/runnel/v1/tail_pb.js";
-import { tailHeld } from "../../src/tail/file-source.js";
+import { tailHeld } from "../../src/tail/open-file.js";
 import { waitFor } from "./server.js";
 
 /** The Tail rpc as the ledger labels it. */

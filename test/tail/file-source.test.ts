@@ -6,7 +6,9 @@
  */
 import { appendFileSync, renameSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { SourceRegistry, tailHeld, type GenerationChange, type SourceListener } from "../../src/tail/file-source.js";
+import type { GenerationChange, SourceListener } from "../../src/tail/file-source.js";
+import { tailHeld } from "../../src/tail/open-file.js";
+import { SourceRegistry } from "../../src/tail/source-registry.js";
 import { waitFor } from "../harness/server.js";
 import { fdsUnder, tempTailDir } from "../harness/tailer.js";
 
