@@ -72,15 +72,18 @@ export class RedisConnections {
     this.reader = new Redis({ ...base, connectionName: "runnel-reader" });
     for (const [name, conn] of [["command", this.command], ["reader", this.reader]] as const) {
       let wasReady = false;
+      let up = false;
       conn.on("ready", () => {
         if (wasReady) {
           this.reconnectCount++;
           log.info({ connection: name }, "redis connection restored");
         }
         wasReady = true;
+        up = true;
       });
       conn.on("close", () => {
-        if (wasReady) log.warn({ connection: name }, "redis connection lost");
+        if (up) log.warn({ connection: name }, "redis connection lost");
+        up = false;
       });
       // ioredis emits every connection error; the retry strategy logs the attempts already.
       conn.on("error", (err: Error) => log.debug({ err, connection: name }, "redis connection error"));

@@ -80,15 +80,13 @@ export async function startRedis(options: { aof?: boolean } = {}): Promise<Redis
   };
 }
 
-/** The number of client connections redis-server holds, minus the one asking. */
-export async function clientCount(redis: RedisProcess): Promise<number> {
-  const c = redis.client();
-  try {
-    const list = (await c.call("CLIENT", "LIST")) as string;
-    return list.trim().split("\n").length - 1;
-  } finally {
-    c.disconnect();
-  }
+/** Connection figures of redis-server, asked over `probe` (which is not counted). */
+export async function connectionFigures(probe: Redis): Promise<{ open: number; everAccepted: number }> {
+  const list = (await probe.call("CLIENT", "LIST")) as string;
+  const info = await probe.info("stats");
+  const accepted = /total_connections_received:(\d+)/.exec(info);
+  if (accepted === null) throw new Error("INFO stats has no total_connections_received");
+  return { open: list.trim().split("\n").length - 1, everAccepted: Number(accepted[1]) };
 }
 
 async function waitForPing(port: number, child: ChildProcess): Promise<void> {
