@@ -873,6 +873,7 @@ async function redisSection(log: (s: string) => void, notes: string[]): Promise<
       const x = (f[kind] = await fanout(kind, subs));
       log(`  ${fmtInt(x.deliveriesPerSec)} deliveries/s, ${fmtInt(x.publishesPerSec)} publishes/s, node A ${x.serverCpu.toFixed(0)}% CPU`);
       for (const n of x.notes) notes.push(`redis fan-out ${subs} ${kind}: ${n}`);
+      if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`redis fan-out ${subs} ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU: not a quiet machine`);
     }
     rows.push({
       label: `fan-out ${fmtInt(subs)} subs, 100 B events: deliveries/s`,
@@ -886,6 +887,7 @@ async function redisSection(log: (s: string) => void, notes: string[]): Promise<
       const x = (l[kind] = await latency(kind, subs));
       log(`  p50 ${fmtMs(x.p50)} ms, p99 ${fmtMs(x.p99)} ms over ${fmtInt(x.samples)} deliveries`);
       for (const n of x.notes) notes.push(`redis latency ${subs} ${kind}: ${n}`);
+      if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`redis latency ${subs} ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU: not a quiet machine`);
     }
     rows.push({
       label: `publish->deliver, ${fmtInt(subs)} subs @ ${P.latencyPublishesPerSecond} publishes/s: p50 / p99 ms`,
