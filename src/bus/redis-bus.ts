@@ -144,7 +144,7 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
       let reply: [string, number, string];
       try {
         reply = await command.runnelPublish(
-          keys.epoch, keys.seqs, keys.count, keys.firehose, keys.topic(topic),
+          keys.epoch, keys.seqs, keys.count, keys.firehose, keys.topic(topic), keys.trimmed,
           randomBytes(6).toString("hex"), topic, Buffer.from(data.buffer, data.byteOffset, data.byteLength), headersText(headers), maxlen, maxAgeMs, firehoseMaxlen,
         );
       } catch (error) {

@@ -62,9 +62,9 @@ export class RedisHistory {
     return ids[Math.min(count, ids.length) - 1];
   }
 
-  /** The greatest id trimmed from `topic`'s stream (0-0 when none). */
-  async maxTrimmed(topic: string): Promise<StreamId> {
-    return idOf(await this.redis.runnelMaxDeleted(this.keys.topic(topic)));
+  /** Id of the newest event trimmed from `topic`'s stream (0-0 when none was). */
+  async newestTrimmed(topic: string): Promise<StreamId> {
+    return idOf((await this.redis.hget(this.keys.trimmed, topic)) ?? "0-0");
   }
 
   /** Runs one command per topic in a single pipeline; throws the first error. */

@@ -18,6 +18,8 @@ export interface RedisKeys {
   readonly count: string;
   /** Stream: every event of every topic, in publish order; what each node's reader follows. */
   readonly firehose: string;
+  /** Hash: topic -> id of the newest event trimmed from it (Redis keeps no trace of trimmed entries). */
+  readonly trimmed: string;
   /** Stream of one topic: its retained history. */
   topic(topic: string): string;
 }
@@ -29,11 +31,12 @@ export function redisKeys(prefix: string): RedisKeys {
     seqs: `${prefix}seqs`,
     count: `${prefix}count`,
     firehose: `${prefix}firehose`,
+    trimmed: `${prefix}trimmed`,
     topic: (topic) => `${prefix}t:${topic}`,
   };
 }
 
-// KEYS: epoch, seqs, count, firehose, topic stream.
+// KEYS: epoch, seqs, count, firehose, topic stream, trimmed.
 // ARGV: epoch candidate, topic, data, headers JSON, topic MAXLEN (0 none), topic max age ms (0 none), firehose MAXLEN.
 // Returns { id, seq, epoch }.
 const PUBLISH = `
@@ -47,6 +50,11 @@ local n = redis.call('INCR', KEYS[3])
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 't', ARGV[2], 's', seq, 'd', ARGV[3], 'h', ARGV[4], 'n', n)
 local maxlen = tonumber(ARGV[5])
 if maxlen > 0 then
+  local len = redis.call('XLEN', KEYS[5])
+  if len >= maxlen then
+    local gone = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', len - maxlen + 1)
+    redis.call('HSET', KEYS[6], ARGV[2], gone[#gone][1])
+  end
   redis.call('XADD', KEYS[5], 'MAXLEN', maxlen, id, 's', seq, 'd', ARGV[3], 'h', ARGV[4])
 else
   redis.call('XADD', KEYS[5], id, 's', seq, 'd', ARGV[3], 'h', ARGV[4])
@@ -55,7 +63,12 @@ local maxAge = tonumber(ARGV[6])
 if maxAge > 0 then
   local t = redis.call('TIME')
   local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('XTRIM', KEYS[5], 'MINID', string.format('%d-0', nowMs - maxAge))
+  local minid = string.format('%d-0', nowMs - maxAge)
+  local gone = redis.call('XREVRANGE', KEYS[5], '(' .. minid, '-', 'COUNT', 1)
+  if #gone > 0 then
+    redis.call('HSET', KEYS[6], ARGV[2], gone[1][1])
+    redis.call('XTRIM', KEYS[5], 'MINID', minid)
+  end
 end
 return { id, seq, epoch }
 `;
@@ -74,31 +87,19 @@ end
 return { epoch, last, n }
 `;
 
-// KEYS: a topic stream. Returns the greatest id trimmed from it ("0-0" when none or no stream).
-const MAX_DELETED = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return '0-0' end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-for i = 1, #info, 2 do
-  if info[i] == 'max-deleted-entry-id' then return info[i + 1] end
-end
-return '0-0'
-`;
-
 /** A Redis connection with runnel's scripts defined (run with EVALSHA, loaded on first use). */
 export interface ScriptedRedis extends Redis {
   runnelPublish(
-    epoch: string, seqs: string, count: string, firehose: string, topicKey: string,
+    epoch: string, seqs: string, count: string, firehose: string, topicKey: string, trimmed: string,
     candidate: string, topic: string, data: Uint8Array, headers: string, maxlen: number, maxAgeMs: number, firehoseMaxlen: number,
   ): Promise<[string, number, string]>;
   runnelSnapshot(epoch: string, count: string, firehose: string): Promise<[string | null, string, number]>;
-  runnelMaxDeleted(topicKey: string): Promise<string>;
 }
 
 /** Defines the scripts on `redis` and returns it typed with them. */
 export function withScripts(redis: Redis): ScriptedRedis {
-  redis.defineCommand("runnelPublish", { numberOfKeys: 5, lua: PUBLISH });
+  redis.defineCommand("runnelPublish", { numberOfKeys: 6, lua: PUBLISH });
   redis.defineCommand("runnelSnapshot", { numberOfKeys: 3, lua: SNAPSHOT, readOnly: true });
-  redis.defineCommand("runnelMaxDeleted", { numberOfKeys: 1, lua: MAX_DELETED, readOnly: true });
   // defineCommand adds the methods at run time; this is the type that says so.
   return redis as ScriptedRedis;
 }

@@ -233,7 +233,7 @@ export class RedisSubscription implements BusSubscription {
       if (this.expected?.has(e.event.topic) !== true && e.event.seq > 1n) candidates.add(e.event.topic);
     }
     for (const topic of candidates) {
-      if (compareIds(await this.host.history.maxTrimmed(topic), from) > 0) out.add(topic);
+      if (compareIds(await this.host.history.newestTrimmed(topic), from) > 0) out.add(topic);
     }
     return out;
   }

@@ -91,6 +91,43 @@ describeRedis("Redis bus (two nodes on one redis-server)", () => {
     sub.close();
   });
 
+  it("a pattern resume reports trimmed history of the pattern's other topics (from_seq as a lower bound), and not of untouched ones", async () => {
+    const small = await node({ maxlen: 2 });
+    for (let i = 1; i <= 3; i++) await small.publish("other.d", bytes(`d${i}`), {});
+    const cursor = (await small.publish("other.a", bytes("a1"), {})).cursor;
+    for (let i = 1; i <= 4; i++) await small.publish("other.b", bytes(`b${i}`), {});
+    await small.publish("other.c", bytes("c1"), {});
+    // Trims d2, which came before the cursor: no gap for other.d.
+    await small.publish("other.d", bytes("d4"), {});
+    const sink = recordingSink();
+    const sub = a.subscribe({ pattern: "other.*", start: { kind: "afterCursor", cursor } }, sink);
+    await waitFor(() => sink.events().length === 4, 5_000, "4 retained events");
+    expect(sink.received.map((r) => (r.kind === "gap" ? `gap ${r.gap.topic} ${r.gap.fromSeq}..${r.gap.toSeq}` : `${r.event.topic}#${r.event.seq}`))).toEqual([
+      "gap other.b 1..2",
+      "other.b#3",
+      "other.b#4",
+      "other.c#1",
+      "other.d#4",
+    ]);
+    sub.close();
+  });
+
+  it("--redis-max-age-ms trims events older than the bound when the topic is published to (MINID)", async () => {
+    const aging = createRedisBus({ url: redis.url, log, maxAgeMs: 200 });
+    open.push(aging);
+    await aging.ready();
+    const old = await aging.publish("age.t", bytes("old"), {});
+    await new Promise((r) => setTimeout(r, 400));
+    await aging.publish("age.t", bytes("new"), {});
+    const sink = recordingSink();
+    const sub = b.subscribe({ pattern: "age.t", start: { kind: "fromSeq", seq: 1n } }, sink);
+    await waitFor(() => sink.events().length === 1, 5_000, "the retained event");
+    expect(sink.gaps()).toEqual([{ topic: "age.t", fromSeq: 1n, toSeq: 1n, cause: "trimmed" }]);
+    expect(sink.ids()).toEqual(["age.t#2"]);
+    expect(old.seq).toBe(1n);
+    sub.close();
+  });
+
   it("a bounded sink paces the replay, then goes live without loss or duplicates while publishes continue", async () => {
     for (let i = 0; i < 300; i++) await a.publish("pace.t", bytes(String(i)), {});
     const sink = recordingSink(10);
