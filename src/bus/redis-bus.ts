@@ -59,7 +59,7 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
   const log = options.log;
   const connections = new RedisConnections(options.url, log, options.commandTimeoutMs ?? 5_000);
   const command = withScripts(connections.command);
-  const history = new RedisHistory(command, keys);
+  const history = new RedisHistory(command, keys, maxlen);
   const index = new PatternIndex<RedisSubscription>();
   const subscriptions = new Set<RedisSubscription>();
   const matched: RedisSubscription[] = [];

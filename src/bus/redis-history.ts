@@ -31,6 +31,8 @@ export class RedisHistory {
   constructor(
     private readonly redis: ScriptedRedis,
     private readonly keys: RedisKeys,
+    /** Most events one topic stream retains (its MAXLEN): no read asks one topic for more. */
+    private readonly perTopic: number,
   ) {}
 
   async snapshot(): Promise<Snapshot> {
@@ -55,7 +57,8 @@ export class RedisHistory {
 
   /** Id of the oldest of the newest `count` events across `topics`, or undefined when they hold none. */
   async oldestOfNewest(topics: readonly string[], count: number): Promise<StreamId | undefined> {
-    const replies = await this.each(topics, (t) => ["XREVRANGE", this.keys.topic(t), "+", "-", "COUNT", String(count)]);
+    const each = Math.min(count, this.perTopic);
+    const replies = await this.each(topics, (t) => ["XREVRANGE", this.keys.topic(t), "+", "-", "COUNT", String(each)]);
     const ids = replies.flatMap((r) => r.map((raw) => idOf(raw[0].toString("latin1"))));
     if (ids.length === 0) return undefined;
     ids.sort((a, b) => compareIds(b, a));
