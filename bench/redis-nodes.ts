@@ -2,6 +2,7 @@
  * The bench's Redis setup: a throwaway redis-server on a free port (no
  * persistence) for the Redis-bus rows, stopped with the run. The nodes
  * themselves are ordinary server children started with `runnel-redis URL`.
+ * The tests' harness (test/harness/redis.ts) uses its port and PING helpers.
  */
 import { spawn, spawnSync } from "node:child_process";
 import net from "node:net";
@@ -20,18 +21,11 @@ export function redisAvailable(): boolean {
 
 /** Starts redis-server on a free loopback port and waits until it answers. */
 export async function startBenchRedis(): Promise<BenchRedis> {
-  const port = await new Promise<number>((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
   process.once("exit", () => child.kill("SIGKILL"));
   const deadline = Date.now() + 10_000;
-  while (!(await answers(port))) {
+  while (!(await answersPing(port))) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);
     await sleep(20);
   }
@@ -46,7 +40,20 @@ export async function startBenchRedis(): Promise<BenchRedis> {
   };
 }
 
-function answers(port: number): Promise<boolean> {
+/** A loopback port nothing listens on (for a redis-server to take). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Whether a redis-server on `port` answers PING (false while it starts or loads its data). */
+export function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, "127.0.0.1");
     s.once("error", () => resolve(false));

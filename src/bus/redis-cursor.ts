@@ -6,7 +6,7 @@
  * seq 0 and no topic; a from_seq start is expressed as id 0-0 with seq
  * from-1 of the topic. Defined here only; the memory bus has its own format.
  */
-import { MAX_CURSOR_LENGTH } from "./cursor-codec.js";
+import { cursorText, NOT_OURS } from "./cursor-codec.js";
 import { parseId, type StreamId } from "./redis-ids.js";
 
 /** The decoded fields of a Redis-bus cursor. */
@@ -19,7 +19,6 @@ export interface RedisCursorParts {
 }
 
 const PREFIX = "r1";
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const TEXT = /^r1:([0-9a-f]{0,32}):([0-9]+-[0-9]+):(0|[1-9][0-9]{0,15}):(.*)$/s;
 
 /** Turns cursor fields into the opaque string handed to clients. */
@@ -29,21 +28,16 @@ export function encodeRedisCursor(epoch: string, id: StreamId, seq: number | big
 
 /** Parses a cursor; returns a human-readable problem when it is not a Redis-bus cursor. */
 export function decodeRedisCursor(cursor: string): RedisCursorParts | string {
-  const notOurs = "cursor is not a runnel cursor (it must be a value taken from an event, a heartbeat or a Closing message)";
-  if (cursor.length === 0) return "cursor is empty";
-  if (cursor.length > MAX_CURSOR_LENGTH || !BASE64URL.test(cursor)) return notOurs;
-  const bytes = Buffer.from(cursor, "base64url");
-  if (bytes.toString("base64url") !== cursor) return notOurs;
-  const m = TEXT.exec(bytes.toString("utf8"));
+  const text = cursorText(cursor);
+  if (typeof text !== "string") return text.problem;
+  const m = TEXT.exec(text);
   if (m === null) {
-    return bytes.toString("utf8").startsWith("m1:")
-      ? "cursor comes from the in-memory bus of a single node; this server runs the Redis bus"
-      : notOurs;
+    return text.startsWith("m1:") ? "cursor comes from the in-memory bus of a single node; this server runs the Redis bus" : NOT_OURS;
   }
   const id = parseId(m[2]!);
   const seq = Number(m[3]);
   const topic = m[4]!;
-  if (id === undefined || !Number.isSafeInteger(seq)) return notOurs;
-  if ((topic === "") !== (seq === 0)) return notOurs;
+  if (id === undefined || !Number.isSafeInteger(seq)) return NOT_OURS;
+  if ((topic === "") !== (seq === 0)) return NOT_OURS;
   return { epoch: m[1]!, id, seq, topic };
 }

@@ -18,10 +18,11 @@
  * missed firehose entries or Redis lost its data.
  */
 import type { Logger } from "pino";
-import { type BusSubscription, BusError, type DeliverySink, type GapNotice, type StoredEvent } from "./bus.js";
+import { type BusSubscription, BusError, type DeliverySink, type StoredEvent } from "./bus.js";
 import type { RedisEntry } from "./redis-entries.js";
 import { batchSize, type RedisHistory } from "./redis-history.js";
 import { compareIds, idBefore, maxId, ZERO_ID, type StreamId } from "./redis-ids.js";
+import { SinkCalls } from "./sink-calls.js";
 
 /** How a subscription starts; computed by the bus from the start position. */
 export interface RedisStart {
@@ -46,6 +47,7 @@ export interface RedisSubscriptionHost {
   /** Id of the last event the reader dispatched. */
   readerPosition(): StreamId;
   detach(subscription: RedisSubscription): void;
+  /** Reports an exception thrown by a sink (the subscription is closed after it). */
   sinkFailed(error: unknown): void;
 }
 
@@ -53,8 +55,7 @@ export interface RedisSubscriptionHost {
 const ROUND_BUFFER = 10_000;
 
 /** A Redis-bus subscription. */
-export class RedisSubscription implements BusSubscription {
-  private closed = false;
+export class RedisSubscription extends SinkCalls implements BusSubscription {
   private live: boolean;
   private paused = false;
   private inFlight = false;
@@ -76,12 +77,13 @@ export class RedisSubscription implements BusSubscription {
   constructor(
     /** The exact topic or pattern subscribed to. */
     readonly pattern: string,
-    private readonly sink: DeliverySink,
+    sink: DeliverySink,
     private readonly host: RedisSubscriptionHost,
     /** See BusSubscription.startCursor. */
     readonly startCursor: string,
     start: RedisStart,
   ) {
+    super(sink, host);
     this.position = start.position;
     this.live = start.live;
     this.floor = start.floor;
@@ -212,7 +214,7 @@ export class RedisSubscription implements BusSubscription {
       this.inFlight = false;
       this.buffer = undefined;
       if (error instanceof BusError) {
-        this.fail(error);
+        this.failWith(error);
         return;
       }
       this.retries++;
@@ -288,52 +290,5 @@ export class RedisSubscription implements BusSubscription {
 
   private belowFloor(event: StoredEvent): boolean {
     return this.floor !== undefined && event.topic === this.floor.topic && Number(event.seq) < this.floor.seq;
-  }
-
-  private wantsMore(): boolean {
-    try {
-      return this.sink.wantsMore();
-    } catch (error) {
-      this.failWith(error);
-      return false;
-    }
-  }
-
-  private send(event: StoredEvent): void {
-    try {
-      this.sink.event(event);
-    } catch (error) {
-      this.failWith(error);
-    }
-  }
-
-  private sendGap(gap: GapNotice): void {
-    try {
-      this.sink.gap(gap);
-    } catch (error) {
-      this.failWith(error);
-    }
-  }
-
-  /** The sink threw: close and report, as the memory bus does. */
-  private failWith(error: unknown): void {
-    if (this.closed) return;
-    try {
-      this.host.sinkFailed(error);
-    } catch {
-      // A failing reporter must not break fan-out.
-    }
-    const detail = error instanceof Error ? error.message : String(error);
-    this.fail(new BusError("unavailable", `bus subscription closed: its sink threw (${detail})`));
-  }
-
-  private fail(error: BusError): void {
-    if (this.closed) return;
-    this.close();
-    try {
-      this.sink.fail?.(error);
-    } catch {
-      // Contained.
-    }
   }
 }
