@@ -8,8 +8,18 @@
  * have been applied), so callers fail fast with Unavailable; reconnects retry
  * for ever with capped exponential backoff, each attempt logged.
  */
-import { Redis, type RedisOptions } from "ioredis";
+import { createRequire } from "node:module";
+import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+
+/**
+ * ioredis, loaded on first use: every `runnel` command imports the server
+ * module, and only `serve --bus redis://` needs the client (it costs client
+ * commands a noticeable share of their start-up otherwise).
+ */
+function ioredis(): typeof import("ioredis") {
+  return createRequire(import.meta.url)("ioredis") as typeof import("ioredis");
+}
 
 /** Connection counters for metrics. */
 export interface ConnectionStats {
@@ -68,8 +78,9 @@ export class RedisConnections {
         return delay;
       },
     };
-    this.command = new Redis({ ...base, connectionName: "runnel-command", commandTimeout: commandTimeoutMs });
-    this.reader = new Redis({ ...base, connectionName: "runnel-reader" });
+    const { Redis: Client } = ioredis();
+    this.command = new Client({ ...base, connectionName: "runnel-command", commandTimeout: commandTimeoutMs });
+    this.reader = new Client({ ...base, connectionName: "runnel-reader" });
     for (const [name, conn] of [["command", this.command], ["reader", this.reader]] as const) {
       let wasReady = false;
       let up = false;
