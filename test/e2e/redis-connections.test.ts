@@ -11,6 +11,7 @@ import type { Redis } from "ioredis";
 import { EventService } from "../../gen/runnel/v1/event_pb.js";
 import type { RunnelServer } from "../../src/server.js";
 import { subscribe, type Subscriber } from "../harness/lifecycle.js";
+import { parseProm, promValue } from "../harness/prom.js";
 import { connectionFigures, describeRedis, startRedis, type RedisProcess } from "../harness/redis.js";
 import { expectNoStreams, startServer, waitFor } from "../harness/server.js";
 
@@ -50,6 +51,10 @@ describeRedis("Redis connections per node", () => {
     const pub = createClient(EventService, createConnectTransport({ baseUrl: other.url, httpVersion: "2" }));
     await pub.publish({ topic: "fan.out", data: new TextEncoder().encode("x") });
     await waitFor(() => subs.every((s) => s.events().length === 1), 30_000, "the event on all 1,000 streams");
+    const metrics = parseProm(await server.metrics.render());
+    expect(promValue(metrics, "runnel_redis_connected")).toBe(1);
+    expect(promValue(metrics, "runnel_redis_reader_lag_seconds")).toBeGreaterThanOrEqual(0);
+    expect(promValue(metrics, "runnel_bus_subscriptions_active")).toBe(1_000);
 
     for (const s of subs) s.abort.abort();
     await Promise.all(subs.map((s) => s.done));
