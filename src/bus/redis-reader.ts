@@ -30,7 +30,7 @@ export class FirehoseReader {
   position: StreamId = ZERO_ID;
   /** Epoch of the dataset ("" until first reached). */
   epoch = "";
-  /** Milliseconds between the last dispatched event's append and its dispatch. */
+  /** Milliseconds between the last dispatched event's append and its dispatch; 0 once a read found nothing new. */
   lagMs = 0;
   private lastCount: number | undefined;
   private stopped = false;
@@ -63,7 +63,8 @@ export class FirehoseReader {
           "COUNT", READ_COUNT, "BLOCK", BLOCK_MS, "STREAMS", this.keys.firehose, this.position.text,
         ])) as [Buffer, RawEntry[]][] | null;
         failures = 0;
-        if (reply !== null && !this.stopped) this.take(reply[0]![1]);
+        if (reply === null) this.lagMs = 0; // a whole BLOCK period with nothing new: caught up
+        else if (!this.stopped) this.take(reply[0]![1]);
       } catch (err) {
         if (this.stopped) break;
         this.initialized = false;
