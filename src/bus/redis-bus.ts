@@ -81,7 +81,6 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
   const host: RedisSubscriptionHost = {
     history,
     log,
-    readerPosition: () => reader.position,
     detach(sub) {
       subscriptions.delete(sub);
       index.remove(sub.pattern, sub);

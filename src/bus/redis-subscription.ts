@@ -44,8 +44,6 @@ export interface RedisStart {
 export interface RedisSubscriptionHost {
   readonly history: RedisHistory;
   readonly log: Logger;
-  /** Id of the last event the reader dispatched. */
-  readerPosition(): StreamId;
   detach(subscription: RedisSubscription): void;
   /** Reports an exception thrown by a sink (the subscription is closed after it). */
   sinkFailed(error: unknown): void;
