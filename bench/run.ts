@@ -13,7 +13,9 @@
  *
  *   node dist/bench/run.js [--quick] [--only ROW[,ROW]] [--help] ...
  *
- * Rows: fanout-100, fanout-1000, latency, cancel, heap.
+ * Rows: fanout-100, fanout-1000, latency, cancel, heap, redis (the Redis bus on
+ * 2 nodes next to the memory bus on 1: fan-out and latency at 100 and 1,000
+ * subscribers; needs redis-server, skipped with a note when absent).
  */
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -23,6 +25,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { cpuMs, killAllChildren, now, percentile, sleep, spawnChild, type Child } from "./ipc.js";
+import { redisAvailable, startBenchRedis } from "./redis-nodes.js";
 
 // ------------------------------------------------------------------ options
 
@@ -43,9 +46,11 @@ if (process.argv[2] === "tail") {
   process.exit(0);
 }
 
-const ROWS = ["fanout-100", "fanout-1000", "latency", "cancel", "heap"] as const;
+const ROWS = ["fanout-100", "fanout-1000", "latency", "cancel", "heap", "redis"] as const;
 type Row = (typeof ROWS)[number];
 type Kind = "runnel" | "baseline";
+/** What serves a row: runnel or the baseline (one process), or "redis": two runnel nodes on one Redis. */
+type ServerKind = Kind | "redis";
 const KINDS: readonly Kind[] = ["runnel", "baseline"];
 type Protocol = "grpc" | "connect" | "grpc-web";
 
@@ -140,13 +145,41 @@ const P = {
 // ---------------------------------------------------------------- processes
 
 interface ServerUnder {
-  readonly kind: Kind;
+  readonly kind: ServerKind;
+  /** The (first) node: its CPU is the one measured; the publisher publishes to it. */
   readonly child: Child;
   readonly h1Url: string;
   readonly h2Url: string;
+  /** Every node's h2 URL (one for a single server); subscriber process i uses node i mod N. */
+  readonly h2Urls: readonly string[];
+  /** Every node's process, the first included. */
+  readonly nodes: readonly Child[];
+  /** Stops everything the server kind started beyond its node processes (Redis). */
+  readonly stopExtra?: () => Promise<void>;
 }
 
-async function startServer(kind: Kind, row: string): Promise<ServerUnder> {
+async function startServer(kind: ServerKind, row: string): Promise<ServerUnder> {
+  if (kind === "redis") return startRedisNodes(row);
+  const one = await startNode(kind, row, []);
+  return { ...one, kind };
+}
+
+/** Two runnel nodes (separate processes) on a fresh redis-server. */
+async function startRedisNodes(row: string): Promise<ServerUnder> {
+  const redis = await startBenchRedis();
+  const nodes = await Promise.all([0, 1].map((i) => startNode("runnel-redis", `${row}-${i}`, [redis.url])));
+  return {
+    kind: "redis",
+    child: nodes[0]!.child,
+    h1Url: nodes[0]!.h1Url,
+    h2Url: nodes[0]!.h2Url,
+    h2Urls: nodes.map((n) => n.h2Url),
+    nodes: nodes.map((n) => n.child),
+    stopExtra: () => redis.stop(),
+  };
+}
+
+async function startNode(kind: string, row: string, args: string[]): Promise<Omit<ServerUnder, "kind">> {
   const execArgv = ["--expose-gc"];
   if (cpuProfDir !== undefined) {
     execArgv.push("--cpu-prof", "--cpu-prof-interval=100", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${kind}-${row}.cpuprofile`);
@@ -154,10 +187,10 @@ async function startServer(kind: Kind, row: string): Promise<ServerUnder> {
   const { child, ready } = await spawnChild<{ event: "ready"; h1Url: string; h2Url: string }>(
     `${kind} server`,
     new URL("./server-child.js", import.meta.url),
-    [kind],
+    [kind, ...args],
     execArgv,
   );
-  return { kind, child, h1Url: ready.h1Url, h2Url: ready.h2Url };
+  return { child, h1Url: ready.h1Url, h2Url: ready.h2Url, h2Urls: [ready.h2Url], nodes: [child] };
 }
 
 async function startClients(): Promise<Child[]> {
@@ -178,7 +211,7 @@ interface Procs {
 }
 
 /** Run `body` with a fresh server, subscriber processes and publisher process; always stop them. */
-async function withProcesses<T>(kind: Kind, row: string, body: (p: Procs) => Promise<T>): Promise<T> {
+async function withProcesses<T>(kind: ServerKind, row: string, body: (p: Procs) => Promise<T>): Promise<T> {
   const server = await startServer(kind, row);
   const others: Child[] = [];
   try {
@@ -187,7 +220,8 @@ async function withProcesses<T>(kind: Kind, row: string, body: (p: Procs) => Pro
     return await body({ server, clients, publisher });
   } finally {
     await Promise.all(others.map((c) => c.stop()));
-    await server.child.stop();
+    await Promise.all(server.nodes.map((c) => c.stop()));
+    await server.stopExtra?.();
   }
 }
 
@@ -209,7 +243,7 @@ async function subscribeAll(server: ServerUnder, clients: Child[], n: number, to
   const results = await Promise.all(
     clients.map((c, i) =>
       c.call<{ errors: Record<string, number> }>("subscribe", {
-        url: server.h2Url,
+        url: server.h2Urls[i % server.h2Urls.length],
         protocol,
         connections: P.connectionsPerProcess,
         count: split[i],
@@ -220,7 +254,8 @@ async function subscribeAll(server: ServerUnder, clients: Child[], n: number, to
   );
   const errors = results.flatMap((r) => Object.entries(r.errors));
   if (errors.length > 0) throw new Error(`subscribe failed: ${errors.map(([m, k]) => `${k}x ${m}`).join("; ")}`);
-  await waitFor(`${n} live streams on the ${server.kind} server`, async () => (await server.child.call<number>("streams")) >= n);
+  const live = async (): Promise<number> => (await Promise.all(server.nodes.map((c) => c.call<number>("streams")))).reduce((a, b) => a + b, 0);
+  await waitFor(`${n} live streams on the ${server.kind} server`, async () => (await live()) >= n);
 }
 
 /**
@@ -387,7 +422,7 @@ interface FanoutResult extends Window {
  * publisher-child.ts). After a warm-up, deliveries counted at the subscribers
  * over a fixed window.
  */
-async function fanout(kind: Kind, subscribers: number): Promise<FanoutResult> {
+async function fanout(kind: ServerKind, subscribers: number): Promise<FanoutResult> {
   return withProcesses(kind, `fanout-${subscribers}`, async (p) => {
     const topic = "bench.fanout";
     const slowest = trackSlowest(p.clients, p.publisher);
@@ -427,11 +462,11 @@ interface LatencyResult extends Window {
  * (shared clock) taken just before the Publish call; each subscriber records
  * receive time minus that. Samples from the warm-up are dropped.
  */
-async function latency(kind: Kind): Promise<LatencyResult> {
+async function latency(kind: ServerKind, subscribers = P.latencySubscribers): Promise<LatencyResult> {
   return withProcesses(kind, "latency", async (p) => {
     const topic = "bench.latency";
     const slowest = trackSlowest(p.clients, undefined);
-    await subscribeAll(p.server, p.clients, P.latencySubscribers, topic, "latency");
+    await subscribeAll(p.server, p.clients, subscribers, topic, "latency");
     const { t: start } = await p.publisher.call<{ t: number }>("start", {
       mode: "paced",
       url: p.server.h2Url,
@@ -573,8 +608,8 @@ async function cancelBoth(): Promise<Record<Kind, Record<string, CancelResult>>>
           if (r.cause !== undefined) st.causes[r.cause] = (st.causes[r.cause] ?? 0) + 1;
         }
       }
-      for (const st of state) {
-        out[st.server.kind][tc.name] = {
+      for (const [k, st] of state.entries()) {
+        out[KINDS[k]!][tc.name] = {
           p50: percentile(st.samples, 50),
           p99: percentile(st.samples, 99),
           samples: st.samples.length,
@@ -643,8 +678,7 @@ const fmtMs = (n: number): string => (!Number.isFinite(n) ? "n/a" : n < 10 ? n.t
 const fmtRatio = (r: number): string => (Number.isFinite(r) ? `${r.toFixed(2)}x` : "n/a");
 const fmtKb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
 
-function printTable(rows: TableRow[]): void {
-  const head: TableRow = { label: "row", runnel: "runnel", baseline: "baseline", ratio: "runnel/baseline" };
+function printTable(rows: TableRow[], head: TableRow = { label: "row", runnel: "runnel", baseline: "baseline", ratio: "runnel/baseline" }): void {
   const all = [head, ...rows];
   const w = {
     label: Math.max(...all.map((r) => r.label.length)),
@@ -804,6 +838,12 @@ async function main(): Promise<void> {
     });
   }
 
+  const redisRows: TableRow[] = [];
+  if (wanted("redis")) {
+    if (!redisAvailable()) notes.push("redis: redis-server is not installed (apt-get install redis-server); Redis rows skipped");
+    else redisRows.push(...(await redisSection(log, notes)));
+  }
+
   console.log("");
   console.log(
     `runnel vs naive connect-es baseline: subscribers over ${protocol} h2c (${P.clientProcesses} processes x ${P.connectionsPerProcess} connections), ` +
@@ -811,12 +851,59 @@ async function main(): Promise<void> {
   );
   console.log("");
   printTable(rows);
+  if (redisRows.length > 0) {
+    console.log("");
+    console.log("runnel on the Redis bus (2 nodes, subscribers split between them, publisher on node A) vs the memory bus (1 node); CPU is node A's");
+    console.log("");
+    printTable(redisRows, { label: "row", runnel: "redis bus, 2 nodes", baseline: "memory bus, 1 node", ratio: "redis/memory" });
+  }
   if (notes.length > 0) {
     console.log("");
     console.log("notes:");
     for (const n of notes) console.log(`  - ${n}`);
   }
   if (cpuProfDir !== undefined) console.log(`\nserver CPU profiles: ${cpuProfDir}`);
+}
+
+/**
+ * The Redis bus next to the memory bus, same run: fan-out deliveries/s and
+ * publish->deliver latency at 100 and 1,000 subscribers. One run each (the
+ * machine is shared; the figures are indicative).
+ */
+async function redisSection(log: (s: string) => void, notes: string[]): Promise<TableRow[]> {
+  const rows: TableRow[] = [];
+  const kinds = ["redis", "runnel"] as const;
+  for (const subs of [100, 1_000]) {
+    const f: Partial<Record<(typeof kinds)[number], FanoutResult>> = {};
+    for (const kind of kinds) {
+      log(`redis: fan-out ${subs} subs, ${kind === "redis" ? "redis bus (2 nodes)" : "memory bus"}...`);
+      const x = (f[kind] = await fanout(kind, subs));
+      log(`  ${fmtInt(x.deliveriesPerSec)} deliveries/s, ${fmtInt(x.publishesPerSec)} publishes/s, node A ${x.serverCpu.toFixed(0)}% CPU`);
+      for (const n of x.notes) notes.push(`redis fan-out ${subs} ${kind}: ${n}`);
+      if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`redis fan-out ${subs} ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU: not a quiet machine`);
+    }
+    rows.push({
+      label: `fan-out ${fmtInt(subs)} subs, 100 B events: deliveries/s`,
+      runnel: fmtInt(f.redis!.deliveriesPerSec),
+      baseline: fmtInt(f.runnel!.deliveriesPerSec),
+      ratio: `${fmtRatio(f.redis!.deliveriesPerSec / f.runnel!.deliveriesPerSec)} (higher is better)`,
+    });
+    const l: Partial<Record<(typeof kinds)[number], LatencyResult>> = {};
+    for (const kind of kinds) {
+      log(`redis: latency ${subs} subs, ${kind === "redis" ? "redis bus (2 nodes)" : "memory bus"}...`);
+      const x = (l[kind] = await latency(kind, subs));
+      log(`  p50 ${fmtMs(x.p50)} ms, p99 ${fmtMs(x.p99)} ms over ${fmtInt(x.samples)} deliveries`);
+      for (const n of x.notes) notes.push(`redis latency ${subs} ${kind}: ${n}`);
+      if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`redis latency ${subs} ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU: not a quiet machine`);
+    }
+    rows.push({
+      label: `publish->deliver, ${fmtInt(subs)} subs @ ${P.latencyPublishesPerSecond} publishes/s: p50 / p99 ms`,
+      runnel: `${fmtMs(l.redis!.p50)} / ${fmtMs(l.redis!.p99)}`,
+      baseline: `${fmtMs(l.runnel!.p50)} / ${fmtMs(l.runnel!.p99)}`,
+      ratio: `${fmtRatio(l.redis!.p50 / l.runnel!.p50)} / ${fmtRatio(l.redis!.p99 / l.runnel!.p99)} (lower is better)`,
+    });
+  }
+  return rows;
 }
 
 process.on("unhandledRejection", (e) => {

@@ -1,6 +1,7 @@
 /**
  * A server under test, in its own process so that its CPU and heap are
- * measured apart from the clients: `node server-child.js runnel|baseline`.
+ * measured apart from the clients: `node server-child.js runnel|baseline`, or
+ * `runnel-redis redis://...` for a node on the Redis bus.
  *
  * Commands (over IPC): usage (CPU and memory now), gc-mem (full GC, then
  * memory), heap-snapshot (full GC, then a V8 heap snapshot), streams (live Subscribe streams), watch-release (report every
@@ -37,10 +38,12 @@ const released = (extra: Record<string, unknown> = {}): void => {
 };
 
 async function start(): Promise<Under> {
-  if (kind === "runnel") {
+  if (kind === "runnel" || kind === "runnel-redis") {
     const { createServer } = await import("../src/server.js");
-    // Defaults everywhere (heartbeats, queue bounds, keepalive) except the address and the log level.
-    const server = createServer({ host: "127.0.0.1", port: 0, logLevel: "silent" }, { logger: pino({ level: "silent" }) });
+    // Defaults everywhere (heartbeats, queue bounds, keepalive) except the address, the log level and,
+    // for runnel-redis, the bus (argv[3], a redis:// URL).
+    const bus = kind === "runnel-redis" ? { bus: process.argv[3]! } : {};
+    const server = createServer({ host: "127.0.0.1", port: 0, logLevel: "silent", ...bus }, { logger: pino({ level: "silent" }) });
     await server.listen();
     return {
       h1Url: server.url,

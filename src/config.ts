@@ -50,6 +50,14 @@ export interface Config {
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   readonly logLevel: string;
+  /** Redis bus: key prefix of the shared dataset. */
+  readonly redisPrefix: string;
+  /** Redis bus: events older than this are trimmed from a topic (MINID); 0 disables. */
+  readonly redisMaxAgeMs: number;
+  /** Redis bus: approximate length of the firehose stream every node follows. */
+  readonly redisFirehoseMaxlen: number;
+  /** Redis bus: bound on one Redis command, ms. */
+  readonly redisCommandTimeoutMs: number;
 }
 
 /** The defaults: `npm start` runs with these. */
@@ -82,6 +90,10 @@ export const DEFAULTS: Config = {
   tlsCert: undefined,
   tlsKey: undefined,
   logLevel: "info",
+  redisPrefix: "runnel:",
+  redisMaxAgeMs: 0,
+  redisFirehoseMaxlen: 100_000,
+  redisCommandTimeoutMs: 5_000,
 };
 
 /** A user mistake in flags: printed as one line, never with a stack. */
@@ -113,6 +125,9 @@ const NUMERIC: ReadonlyArray<readonly [string, keyof Config, number]> = [
   ["max-line-bytes", "maxLineBytes", 16],
   ["tail-partial-flush-ms", "tailPartialFlushMs", 0],
   ["tail-poll-ms", "tailPollMs", 10],
+  ["redis-max-age-ms", "redisMaxAgeMs", 0],
+  ["redis-firehose-maxlen", "redisFirehoseMaxlen", 1000],
+  ["redis-command-timeout-ms", "redisCommandTimeoutMs", 1],
 ];
 
 /** Help text for `runnel serve`, generated from the same table the parser uses. */
@@ -123,7 +138,8 @@ export function serveHelp(): string {
     `  --host HOST                 address to bind (default ${DEFAULTS.host})`,
     `  --port N                    port; 0 picks a free one (default ${DEFAULTS.port})`,
     "  --tail-dir DIR              directory whose files may be tailed (repeatable)",
-    `  --bus memory|redis://...    event bus (default ${DEFAULTS.bus})`,
+    `  --bus memory|redis://HOST:PORT[/DB]  event bus (default ${DEFAULTS.bus})`,
+    `  --redis-prefix PREFIX       key prefix of the Redis dataset (default ${DEFAULTS.redisPrefix})`,
     "  --tls-cert FILE --tls-key FILE  serve TLS with ALPN h2 and http/1.1",
     `  --log-level LEVEL           pino level (default ${DEFAULTS.logLevel})`,
   ];
@@ -143,6 +159,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     "log-level": { type: "string" },
+    "redis-prefix": { type: "string" },
     help: { type: "boolean" },
   };
   for (const [flag] of NUMERIC) options[flag] = { type: "string" };
@@ -171,6 +188,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   config.host = pick("host") ?? DEFAULTS.host;
   config.bus = pick("bus") ?? DEFAULTS.bus;
   config.logLevel = pick("log-level") ?? DEFAULTS.logLevel;
+  config.redisPrefix = pick("redis-prefix") ?? DEFAULTS.redisPrefix;
   config.tlsCert = pick("tls-cert");
   config.tlsKey = pick("tls-key");
   const dirs = values["tail-dir"];

@@ -6,6 +6,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Bus } from "./bus/bus.js";
+import { isRedisBus } from "./bus/redis-config.js";
+import { registerRedisMetrics } from "./bus/redis-metrics.js";
 import { END_CAUSES } from "./stream/end-cause.js";
 import type { Ledger } from "./stream/ledger.js";
 
@@ -145,6 +147,7 @@ export function createMetrics(ledger: Ledger, bus: Bus, rpcs: readonly string[])
     help: "HTTP/2 sessions closed because a keepalive PING went unanswered",
     registers: [registry],
   });
+  if (isRedisBus(bus)) registerRedisMetrics(registry, bus);
   ledger.observe({
     ended(_rpc, _cause, seconds) {
       pendingRelease.push(seconds);

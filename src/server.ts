@@ -12,7 +12,8 @@ import tls from "node:tls";
 import { pino, type Logger } from "pino";
 import type { Bus } from "./bus/bus.js";
 import { createMemoryBus } from "./bus/memory-bus.js";
-import { ConfigError, DEFAULTS, type Config } from "./config.js";
+import { busFromConfig, untilBusReady } from "./bus/redis-config.js";
+import { DEFAULTS, type Config } from "./config.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { Connections } from "./net/connections.js";
 import { isDeadSession, keepAlive } from "./net/keepalive.js";
@@ -60,11 +61,9 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
 export function createServer(partial: Partial<Config> = {}, parts: ServerParts = {}): RunnelServer {
   const config: Config = { ...DEFAULTS, ...partial };
   const log = parts.logger ?? pino({ level: config.logLevel, base: undefined });
-  if (parts.bus === undefined && config.bus !== "memory") {
-    throw new ConfigError(`--bus ${config.bus}: only the embedded memory bus is available in this version`);
-  }
   const bus =
     parts.bus ??
+    busFromConfig(config, log) ??
     createMemoryBus({
       retentionEvents: config.retentionEvents,
       retentionBytes: config.retentionBytes,
@@ -200,7 +199,8 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     get shuttingDown() {
       return shuttingDown;
     },
-    listen() {
+    async listen() {
+      await untilBusReady(bus, log);
       return new Promise((resolve, reject) => {
         front.once("error", reject);
         front.listen(config.port, config.host, () => {

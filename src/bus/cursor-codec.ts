@@ -25,6 +25,22 @@ const PREFIX = "m1";
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const TEXT = /^m1:([0-9a-f]{12}):(0|[1-9][0-9]{0,15}):(0|[1-9][0-9]{0,15}):(.*)$/s;
 
+/** The refusal of a string that is no cursor of this bus. */
+export const NOT_OURS = "cursor is not a runnel cursor (it must be a value taken from an event, a heartbeat or a Closing message)";
+
+/**
+ * The text inside a cursor (any bus's format: base64url without padding), or
+ * the problem with it. Strings that only decode by ignoring trailing bits are
+ * refused, so one cursor has one spelling.
+ */
+export function cursorText(cursor: string): string | { readonly problem: string } {
+  if (cursor.length === 0) return { problem: "cursor is empty" };
+  if (cursor.length > MAX_CURSOR_LENGTH || !BASE64URL.test(cursor)) return { problem: NOT_OURS };
+  const bytes = Buffer.from(cursor, "base64url");
+  if (bytes.toString("base64url") !== cursor) return { problem: NOT_OURS };
+  return bytes.toString("utf8");
+}
+
 /** Turns cursor fields into the opaque string handed to clients. */
 export function encodeCursor(parts: CursorParts): string {
   const text = `${PREFIX}:${parts.epoch}:${parts.global}:${parts.seq}:${parts.topic}`;
@@ -37,20 +53,15 @@ export function encodeCursor(parts: CursorParts): string {
  * invalid request.
  */
 export function decodeCursor(cursor: string): CursorParts | string {
-  const notOurs = "cursor is not a runnel cursor (it must be a value taken from an event, a heartbeat or a Closing message)";
-  if (cursor.length === 0) return "cursor is empty";
-  if (cursor.length > MAX_CURSOR_LENGTH || !BASE64URL.test(cursor)) return notOurs;
-  const bytes = Buffer.from(cursor, "base64url");
-  // Reject strings that only decode by ignoring trailing bits, so one cursor has one spelling.
-  if (bytes.toString("base64url") !== cursor) return notOurs;
-  const text = bytes.toString("utf8");
+  const text = cursorText(cursor);
+  if (typeof text !== "string") return text.problem;
   const m = TEXT.exec(text);
-  if (m === null) return notOurs;
+  if (m === null) return NOT_OURS;
   const global = Number(m[2]);
   const seq = Number(m[3]);
   const topic = m[4]!;
-  if (!Number.isSafeInteger(global) || !Number.isSafeInteger(seq)) return notOurs;
-  if ((topic === "") !== (seq === 0)) return notOurs;
-  if (topic !== "" && global === 0) return notOurs;
+  if (!Number.isSafeInteger(global) || !Number.isSafeInteger(seq)) return NOT_OURS;
+  if ((topic === "") !== (seq === 0)) return NOT_OURS;
+  if (topic !== "" && global === 0) return NOT_OURS;
   return { epoch: m[1]!, global, seq, topic };
 }

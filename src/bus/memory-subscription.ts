@@ -12,8 +12,9 @@
  * noticed when the head is next read and reported as a gap.
  */
 
-import { type BusSubscription, BusError, type DeliverySink, type GapNotice, type StoredEvent } from "./bus.js";
+import type { BusSubscription, DeliverySink, StoredEvent } from "./bus.js";
 import { MinHeap } from "./memory-heap.js";
+import { SinkCalls } from "./sink-calls.js";
 import type { TopicLog } from "./topic-log.js";
 
 /** Where one topic's replay stands: the next seq to deliver, keyed by that event's global position. */
@@ -49,8 +50,7 @@ export interface SubscriptionHost {
 }
 
 /** A memory-bus subscription; the bus creates it, indexes it, then calls `start`. */
-export class MemorySubscription implements BusSubscription {
-  private closed = false;
+export class MemorySubscription extends SinkCalls implements BusSubscription {
   private live = false;
   private draining = false;
   private resetPending = false;
@@ -63,11 +63,13 @@ export class MemorySubscription implements BusSubscription {
   constructor(
     /** The exact topic or pattern subscribed to. */
     readonly pattern: string,
-    private readonly sink: DeliverySink,
+    sink: DeliverySink,
     private readonly host: SubscriptionHost,
     /** See BusSubscription.startCursor. */
     readonly startCursor: string,
-  ) {}
+  ) {
+    super(sink, host);
+  }
 
   /** Applies the plan and replays synchronously as far as the sink accepts. */
   start(plan: ReplayPlan): void {
@@ -166,52 +168,6 @@ export class MemorySubscription implements BusSubscription {
       }
     } finally {
       this.draining = false;
-    }
-  }
-
-  private wantsMore(): boolean {
-    try {
-      return this.sink.wantsMore();
-    } catch (error) {
-      this.fail(error);
-      return false;
-    }
-  }
-
-  private send(event: StoredEvent): void {
-    try {
-      this.sink.event(event);
-    } catch (error) {
-      this.fail(error);
-    }
-  }
-
-  private sendGap(gap: GapNotice): void {
-    try {
-      this.sink.gap(gap);
-    } catch (error) {
-      this.fail(error);
-    }
-  }
-
-  /**
-   * The sink threw: close, report, and tell the sink once through its optional
-   * `fail` so its stream ends instead of idling on heartbeats. This is the one
-   * call a sink gets after its subscription closed, and only when the bus closed it.
-   */
-  private fail(error: unknown): void {
-    if (this.closed) return;
-    this.close();
-    try {
-      this.host.sinkFailed(error);
-    } catch {
-      // A failing error reporter must not break the publisher's fan-out either.
-    }
-    const detail = error instanceof Error ? error.message : String(error);
-    try {
-      this.sink.fail?.(new BusError("unavailable", `bus subscription closed: its sink threw (${detail})`));
-    } catch {
-      // Same: contained.
     }
   }
 }

@@ -273,7 +273,7 @@ describe("runnel CLI", () => {
       [["serve", "--port", "70000"], /^runnel: --port must be at most 65535, got 70000$/],
       [["serve", "--heartbeat-min-ms", "500", "--heartbeat-max-ms", "100"], /^runnel: --heartbeat-min-ms \(500\) is above --heartbeat-max-ms \(100\)$/],
       [["serve", "--bus", "kafka://x"], /^runnel: --bus must be "memory" or a redis:\/\/ URL/],
-      [["serve", "--port", "0", "--bus", "redis://127.0.0.1:1"], /^runnel: --bus redis:\/\/127\.0\.0\.1:1: only the embedded memory bus is available/],
+      [["serve", "--port", "0", "--bus", "redis://127.0.0.1:1/abc"], /^runnel: --bus redis:\/\/127\.0\.0\.1:1\/abc: the path must be a database number, like \/0$/],
       [["serve", "--bogus"], /^runnel: Unknown option '--bogus'/],
       [["serve", "--port", String(server.port)], /^runnel: listen EADDRINUSE/],
     ];

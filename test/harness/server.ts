@@ -6,10 +6,21 @@ import { createServer, type RunnelServer, type ServerParts } from "../../src/ser
 import type { Config } from "../../src/config.js";
 import { pino } from "pino";
 
+let fileDefaults: Partial<Config> = {};
+
+/**
+ * Settings every later startServer() of this test file starts from; lets one
+ * suite rerun another against a different setup (the end-cause matrix on the
+ * Redis bus) without copying it.
+ */
+export function setServerDefaults(config: Partial<Config>): void {
+  fileDefaults = config;
+}
+
 /** Start a server on a free loopback port. */
 export async function startServer(config: Partial<Config> = {}, parts: ServerParts = {}): Promise<RunnelServer> {
   const server = createServer(
-    { host: "127.0.0.1", port: 0, graceMs: 2_000, logLevel: "silent", ...config },
+    { host: "127.0.0.1", port: 0, graceMs: 2_000, logLevel: "silent", ...fileDefaults, ...config },
     { logger: pino({ level: process.env.RUNNEL_TEST_LOG ?? "silent" }), ...parts },
   );
   await server.listen();
