@@ -13,7 +13,7 @@ import { pino, type Logger } from "pino";
 import type { Bus } from "./bus/bus.js";
 import { createMemoryBus } from "./bus/memory-bus.js";
 import { busFromConfig, untilBusReady } from "./bus/redis-config.js";
-import { DEFAULTS, type Config } from "./config.js";
+import { ConfigError, DEFAULTS, type Config } from "./config.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { Connections } from "./net/connections.js";
 import { isDeadSession, keepAlive } from "./net/keepalive.js";
