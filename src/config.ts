@@ -46,6 +46,8 @@ export interface Config {
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   readonly logLevel: string;
+  /** Browser origins allowed to call runnel cross-origin (CORS); "*" allows any. Empty: CORS off. */
+  readonly corsOrigins: readonly string[];
 }
 
 /** The defaults: `npm start` runs with these. */
@@ -75,6 +77,7 @@ export const DEFAULTS: Config = {
   tlsCert: undefined,
   tlsKey: undefined,
   logLevel: "info",
+  corsOrigins: [],
 };
 
 /** A user mistake in flags: printed as one line, never with a stack. */
@@ -116,6 +119,7 @@ export function serveHelp(): string {
     `  --bus memory|redis://...    event bus (default ${DEFAULTS.bus})`,
     "  --tls-cert FILE --tls-key FILE  serve TLS with ALPN h2 and http/1.1",
     `  --log-level LEVEL           pino level (default ${DEFAULTS.logLevel})`,
+    "  --cors-origin ORIGIN        browser origin allowed to call cross-origin (repeatable; * for any)",
   ];
   for (const [flag, key] of NUMERIC) {
     if (flag === "port") continue;
@@ -129,6 +133,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
     host: { type: "string" },
     "tail-dir": { type: "string", multiple: true },
+    "cors-origin": { type: "string", multiple: true },
     bus: { type: "string" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
@@ -165,6 +170,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   config.tlsKey = pick("tls-key");
   const dirs = values["tail-dir"];
   config.tailDirs = Array.isArray(dirs) ? dirs.map(String) : (env.RUNNEL_TAIL_DIR?.split(":").filter(Boolean) ?? []);
+  const origins = values["cors-origin"];
+  config.corsOrigins = Array.isArray(origins) ? origins.map(String) : (env.RUNNEL_CORS_ORIGIN?.split(",").map((o) => o.trim()).filter(Boolean) ?? []);
   return validate(config as unknown as Config);
 }
 
@@ -179,6 +186,11 @@ export function validate(config: Config): Config {
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError("--tls-cert and --tls-key go together");
+  }
+  for (const origin of config.corsOrigins) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+\/?$/.test(origin)) {
+      throw new ConfigError(`--cors-origin must be * or an origin such as https://app.example.com, got "${origin}"`);
+    }
   }
   return config;
 }
