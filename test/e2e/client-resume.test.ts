@@ -11,7 +11,6 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { afterEach, describe, expect, it } from "vitest";
 import { subscribe, type RetryInfo } from "../../src/client/index.js";
 import { EventService, GapReason, type Event, type Gap } from "../../gen/runnel/v1/event_pb.js";
-import type { RunnelServer } from "../../src/server.js";
 import { startChildServer, type ChildServer } from "../harness/child-server.js";
 import { startServer, waitFor } from "../harness/server.js";
 
