@@ -117,7 +117,7 @@ export async function subscribe(argv: string[]): Promise<number> {
   const pipe = brokenPipeSignal();
   try {
     const signal = AbortSignal.any([interrupt.signal, pipe.signal]);
-    for await (const message of resumableSubscribe(transport, request, { signal, onRetry: reportRetry })) {
+    for await (const message of resumableSubscribe(transport, request, { signal, onRetry: reportRetry, retryFirstCall: false })) {
       const line = format(message, json);
       if (line !== undefined) console.log(line);
     }

@@ -29,6 +29,12 @@ export interface ResumeOptions {
   readonly signal?: AbortSignal;
   /** Backoff and bound; any field left out keeps its default (DEFAULT_RETRY). */
   readonly retry?: Partial<RetryPolicy>;
+  /**
+   * Whether a first call that fails before the server answered is retried too
+   * (default true: a service may start before runnel is up). A command line
+   * sets it false to say "cannot reach" at once.
+   */
+  readonly retryFirstCall?: boolean;
   /** Called before each retry (for logs and status lines). */
   readonly onRetry?: (info: RetryInfo) => void;
 }
@@ -114,6 +120,7 @@ export class ResumableStream<T> implements AsyncIterableIterator<T> {
   private async *run(): AsyncGenerator<T, void, undefined> {
     const signal = this.controller.signal;
     let attempt = 0;
+    let answered = false;
     try {
       for (;;) {
         let closingRetryAfterMs: number | undefined;
@@ -122,6 +129,7 @@ export class ResumableStream<T> implements AsyncIterableIterator<T> {
         let recovered = false;
         try {
           for await (const message of this.kind.open(this.position, signal)) {
+            answered = true;
             const p = this.kind.progress(message, this.position);
             if (p.cursor !== undefined && p.cursor !== "") this.position = p.cursor;
             if (p.closingRetryAfterMs !== undefined) closingRetryAfterMs = p.closingRetryAfterMs;
@@ -138,6 +146,7 @@ export class ResumableStream<T> implements AsyncIterableIterator<T> {
           error = ConnectError.from(e);
           // After a Closing the server asked us to come back, whatever status followed it.
           if (closingRetryAfterMs === undefined && !isTransient(error)) throw error;
+          if (!answered && this.options.retryFirstCall === false) throw error;
         }
         if (!recovered && Date.now() - openedAt >= this.policy.stableMs) attempt = 0;
         attempt++;

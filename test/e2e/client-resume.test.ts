@@ -199,6 +199,15 @@ describe("resumable subscribe", () => {
     expect(sub.retries.every((r) => r.delayMs >= 2 && r.delayMs <= 20)).toBe(true);
   });
 
+  it("retryFirstCall: false: a server that never answered fails the first call at once", async () => {
+    const child = await startChildServer();
+    const url = child.url;
+    await child.kill("SIGKILL");
+    const sub = follow(createConnectTransport({ baseUrl: url, httpVersion: "2" }), "never.x", { retryFirstCall: false });
+    expect((await sub.done)?.code).toBe(Code.Unavailable);
+    expect(sub.retries).toEqual([]);
+  });
+
   it("a request the server rejects is not retried", async () => {
     const server = await startServer();
     cleanups.push(() => server.shutdown(1_000));
