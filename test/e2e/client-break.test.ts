@@ -8,7 +8,7 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { subscribe } from "../../src/client/index.js";
+import { subscribe } from "../../src/index.js"; // the package entry
 import { EventService, type SubscribeResponse } from "../../gen/runnel/v1/event_pb.js";
 import type { RunnelServer } from "../../src/server.js";
 import type { EndCause } from "../../src/stream/end-cause.js";
