@@ -89,7 +89,7 @@ export class DescriptorIndex {
   }
 }
 
-/** The version-independent shape of a reflection request and the answer's init. */
+/** A reflection request of either version (same fields, different package). */
 type AnyRequest = RequestV1 | RequestV1Alpha;
 
 /** The answer to one request, as init for either version's response message. */
@@ -127,7 +127,7 @@ function answer(index: DescriptorIndex, req: AnyRequest, sent: Set<string>) {
   }
 }
 
-/** grpc.reflection.v1.ServerReflection over `services` (the services the server serves). */
+/** grpc.reflection.v1.ServerReflection answering from `index` (the services the server serves). */
 export function createReflectionV1(index: DescriptorIndex): ServiceImpl<typeof ServerReflectionV1> {
   return {
     async *serverReflectionInfo(requests) {
