@@ -19,14 +19,14 @@ import { startServer, waitFor } from "../harness/server.js";
 import { TRANSPORTS } from "../harness/transports.js";
 
 /** Watch in the background, recording statuses and the final error. */
-function watch(transport: Parameters<typeof createClient>[1], service = "") {
+function watch(transport: Parameters<typeof createClient>[1], service = "", timeoutMs?: number) {
   const statuses: Status[] = [];
   const abort = new AbortController();
   let error: ConnectError | undefined;
   let ended = false;
   const done = (async () => {
     try {
-      for await (const m of createClient(Health, transport).watch({ service }, { signal: abort.signal })) statuses.push((m as HealthCheckResponse).status);
+      for await (const m of createClient(Health, transport).watch({ service }, { signal: abort.signal, ...(timeoutMs === undefined ? {} : { timeoutMs }) })) statuses.push((m as HealthCheckResponse).status);
     } catch (e) {
       error = ConnectError.from(e);
     } finally {
@@ -77,6 +77,17 @@ describe("health", () => {
     expect(w.error()?.code).toBe(Code.Unavailable);
     await expectCleanEnd(server, before, { cause: "admin", rpc: HEALTH_WATCH_RPC });
   });
+
+  for (const t of TRANSPORTS.filter((x) => x.name === "grpc h2" || x.name === "connect http/1.1")) {
+    it(`${t.name}: a Watch whose deadline passes ends with DeadlineExceeded (cause deadline)`, async () => {
+      const before = snapshot(server, HEALTH_WATCH_RPC);
+      const w = watch(t.create(server.url), "", 300);
+      await w.done;
+      expect(w.statuses).toEqual([Status.SERVING]);
+      expect(w.error()?.code).toBe(Code.DeadlineExceeded);
+      await expectCleanEnd(server, before, { cause: "deadline", rpc: HEALTH_WATCH_RPC });
+    });
+  }
 
   it("Watch repeats its status as its heartbeat", async () => {
     const fast = await startServer({ heartbeatMs: 50, heartbeatMinMs: 10 });
