@@ -80,6 +80,32 @@ describe("the live page in Chromium", () => {
     expect(errors).toEqual([]);
   });
 
+  it("a server restarted on the same port: the page resumes by itself and shows the new server's events", async () => {
+    let restarting = await startServer({ heartbeatMs: 60_000, retryAfterMs: 100 });
+    const port = restarting.port;
+    try {
+      const page = await browser.newPage();
+      await page.goto(restarting.url);
+      await page.waitForSelector("body[data-ready=true]");
+      await page.fill("#pattern", "again.>");
+      await page.click("#watch");
+      await waitFor(() => restarting.ledger.size === 1, 10_000, "the page's stream");
+      await restarting.shutdown(2_000);
+      await page.waitForSelector("#status.retrying");
+      restarting = await startServer({ heartbeatMs: 60_000, port });
+      await waitFor(() => restarting.ledger.size === 1, 15_000, "the page's stream on the new server");
+      await page.fill("#publish-topic", "again.x");
+      await page.fill("#publish-data", "after the restart");
+      await page.click("#publish");
+      await page.locator('#events li[data-kind=event][data-topic="again.x"]').waitFor();
+      expect(await page.textContent("#events")).toContain("server closing the stream (shutdown");
+      await page.close();
+      await waitFor(() => restarting.ledger.size === 0, 2_000, "no stream left after closing the page");
+    } finally {
+      await restarting.shutdown(1_000);
+    }
+  });
+
   it("CORS: a page on another origin may call runnel only when --cors-origin allows it", async () => {
     const allowing = await startServer({ corsOrigins: [server.url] });
     const other = await startServer();
