@@ -18,8 +18,7 @@ import { Connections } from "./net/connections.js";
 import { isDeadSession, keepAlive } from "./net/keepalive.js";
 import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
-import { createHealthService } from "./services/health-service.js";
-import { createReflectionV1, createReflectionV1Alpha, DescriptorIndex, REFLECTION_SERVICES } from "./services/reflection-service.js";
+import { registerIntrospection } from "./services/introspection.js";
 import { CorsPolicy } from "./http/cors.js";
 import { PageFiles } from "./http/page.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
@@ -27,7 +26,6 @@ import { Ledger } from "./stream/ledger.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
-import { Health } from "../gen/grpc/health/v1/health_pb.js";
 
 /** A running (or ready to run) server. */
 export interface RunnelServer {
@@ -86,13 +84,8 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     routes(router) {
       router.service(EventService, createEventService({ bus, ledger, config, onPublished: () => metrics.published.inc() }));
       router.service(AdminService, createAdminService(ledger));
-      // Health and reflection describe whatever was registered above (one list, read from the router).
-      const served = [...new Set(router.handlers.map((h) => h.service))];
-      const names = [...served, Health, ...REFLECTION_SERVICES].map((s) => s.typeName);
-      router.service(Health, createHealthService({ ledger, config, services: names, serving: () => !shuttingDown }));
-      const index = new DescriptorIndex([...served, Health, ...REFLECTION_SERVICES]);
-      router.service(REFLECTION_SERVICES[0], createReflectionV1(index));
-      router.service(REFLECTION_SERVICES[1], createReflectionV1Alpha(index));
+      // Last: health and reflection describe every service registered above.
+      registerIntrospection(router, { ledger, config, serving: () => !shuttingDown });
     },
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
