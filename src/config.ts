@@ -58,6 +58,8 @@ export interface Config {
   readonly redisFirehoseMaxlen: number;
   /** Redis bus: bound on one Redis command, ms. */
   readonly redisCommandTimeoutMs: number;
+  /** Browser origins allowed to call runnel cross-origin (CORS); "*" allows any. Empty: CORS off. */
+  readonly corsOrigins: readonly string[];
 }
 
 /** The defaults: `npm start` runs with these. */
@@ -94,6 +96,7 @@ export const DEFAULTS: Config = {
   redisMaxAgeMs: 0,
   redisFirehoseMaxlen: 100_000,
   redisCommandTimeoutMs: 5_000,
+  corsOrigins: [],
 };
 
 /** A user mistake in flags: printed as one line, never with a stack. */
@@ -142,6 +145,7 @@ export function serveHelp(): string {
     `  --redis-prefix PREFIX       key prefix of the Redis dataset (default ${DEFAULTS.redisPrefix})`,
     "  --tls-cert FILE --tls-key FILE  serve TLS with ALPN h2 and http/1.1",
     `  --log-level LEVEL           pino level (default ${DEFAULTS.logLevel})`,
+    "  --cors-origin ORIGIN        browser origin allowed to call cross-origin (repeatable; * for any)",
   ];
   for (const [flag, key] of NUMERIC) {
     if (flag === "port") continue;
@@ -155,6 +159,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
     host: { type: "string" },
     "tail-dir": { type: "string", multiple: true },
+    "cors-origin": { type: "string", multiple: true },
     bus: { type: "string" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
@@ -193,6 +198,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   config.tlsKey = pick("tls-key");
   const dirs = values["tail-dir"];
   config.tailDirs = Array.isArray(dirs) ? dirs.map(String) : (env.RUNNEL_TAIL_DIR?.split(":").filter(Boolean) ?? []);
+  const origins = values["cors-origin"];
+  config.corsOrigins = Array.isArray(origins) ? origins.map(String) : (env.RUNNEL_CORS_ORIGIN?.split(",").map((o) => o.trim()).filter(Boolean) ?? []);
   return validate(config as unknown as Config);
 }
 
@@ -207,6 +214,11 @@ export function validate(config: Config): Config {
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError("--tls-cert and --tls-key go together");
+  }
+  for (const origin of config.corsOrigins) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+\/?$/.test(origin)) {
+      throw new ConfigError(`--cors-origin must be * or an origin such as https://app.example.com, got "${origin}"`);
+    }
   }
   return config;
 }

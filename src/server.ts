@@ -19,6 +19,9 @@ import { Connections } from "./net/connections.js";
 import { isDeadSession, keepAlive } from "./net/keepalive.js";
 import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
+import { registerIntrospection } from "./services/introspection.js";
+import { CorsPolicy } from "./http/cors.js";
+import { PageFiles } from "./http/page.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
 import { createTailService, TAIL_RPC } from "./services/tail-service.js";
 import { Ledger } from "./stream/ledger.js";
@@ -82,12 +85,16 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   const connections = new Connections();
   let shuttingDown = false;
   let address: AddressInfo | undefined;
+  const cors = new CorsPolicy(config.corsOrigins);
+  const page = new PageFiles();
 
   const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(EventService, createEventService({ bus, ledger, config, onPublished: () => metrics.published.inc() }));
       router.service(TailService, tail.service);
       router.service(AdminService, createAdminService(ledger));
+      // Last: health and reflection describe every service registered above.
+      registerIntrospection(router, { ledger, config, serving: () => !shuttingDown });
     },
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
@@ -124,6 +131,12 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       );
       return;
     }
+    if (page.handles(req.method, path)) {
+      page.serve(req, res, path);
+      return;
+    }
+    if (cors.preflight(req, res)) return;
+    cors.decorate(req, res);
     connectHandler(req, res);
   }
 

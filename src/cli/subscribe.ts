@@ -1,14 +1,15 @@
 /**
  * `runnel subscribe PATTERN [--last N | --from-seq N | --earliest | --after CURSOR] [--json]`:
  * print events as they arrive until Ctrl-C, which cancels the call (the server
- * sees the stream end at once) and exits 130.
+ * sees the stream end at once) and exits 130. Built on the resumable client:
+ * when the server closes the stream (Closing) or goes away, it resumes after
+ * the last cursor by itself and says so on stderr.
  */
-import { createClient } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { parseArgs } from "node:util";
-import { EventService, GapReason, ClosingReason, type SubscribeRequest, type SubscribeResponse } from "../../gen/runnel/v1/event_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { SubscribeRequestSchema } from "../../gen/runnel/v1/event_pb.js";
+import { GapReason, ClosingReason, type SubscribeRequest, type SubscribeResponse } from "../../gen/runnel/v1/event_pb.js";
+import { subscribe as resumableSubscribe, type RetryInfo, type SubscribeInit } from "../client/index.js";
 import { CLIENT_OPTIONS, CliError, EXIT_INTERRUPTED, brokenPipeSignal, clientTransport, describeCallError, interruptSignal } from "./common.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -75,13 +76,17 @@ function format(message: SubscribeResponse, json: boolean): string | undefined {
       const c = k.value;
       const reason = ClosingReason[c.reason]?.toLowerCase() ?? String(c.reason);
       if (json) return JSON.stringify({ type: "closing", reason, resumeCursor: c.resumeCursor, retryAfterMs: c.retryAfterMs, message: c.message });
-      // An empty resume cursor means no event was sent yet: the original start position still applies.
-      const resume = c.resumeCursor === "" ? "nothing was received yet: run the same command again to resume" : `resume with --after ${c.resumeCursor}`;
-      return `-- server closing the stream (${reason}: ${c.message}); ${resume}`;
+      return `-- server closing the stream (${reason}: ${c.message}); resuming`;
     }
     default:
       return undefined;
   }
+}
+
+/** One line on stderr before each retry: why the stream ended and where it resumes. */
+function reportRetry(r: RetryInfo): void {
+  const from = r.cursor === "" ? "from the original start" : `after ${r.cursor}`;
+  console.error(`runnel: ${Code[r.error.code]}: ${r.error.rawMessage}; resuming ${from} in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt})`);
 }
 
 /** Subscribe and print; returns the exit code. */
@@ -100,18 +105,19 @@ export async function subscribe(argv: string[]): Promise<number> {
     allowPositionals: true,
   });
   if (positionals.length !== 1) throw new CliError("usage: runnel subscribe PATTERN [--last N | --from-seq N | --earliest | --after CURSOR] [--json]");
-  const request: MessageInitShape<typeof SubscribeRequestSchema> = {
+  const request: SubscribeInit = {
     topic: positionals[0]!,
     start: startOf(values),
     heartbeatMs: values["heartbeat-ms"] === undefined ? 0 : Number(whole("--heartbeat-ms", values["heartbeat-ms"], MAX_UINT32)),
     slowConsumer: values["drop-oldest"] ? 2 : 0,
   };
   const json = values.json ?? false;
-  const client = createClient(EventService, clientTransport(values.url, values.protocol));
+  const transport = clientTransport(values.url, values.protocol);
   const interrupt = interruptSignal();
   const pipe = brokenPipeSignal();
   try {
-    for await (const message of client.subscribe(request, { signal: AbortSignal.any([interrupt.signal, pipe.signal]) })) {
+    const signal = AbortSignal.any([interrupt.signal, pipe.signal]);
+    for await (const message of resumableSubscribe(transport, request, { signal, onRetry: reportRetry, retryFirstCall: false })) {
       const line = format(message, json);
       if (line !== undefined) console.log(line);
     }
