@@ -46,6 +46,8 @@ export interface Config {
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   readonly logLevel: string;
+  /** Serve Subscribe on the lean write path (src/stream/fast-path.ts); false: connect-es's own pipeline. */
+  readonly leanSubscribe: boolean;
 }
 
 /** The defaults: `npm start` runs with these. */
@@ -75,6 +77,7 @@ export const DEFAULTS: Config = {
   tlsCert: undefined,
   tlsKey: undefined,
   logLevel: "info",
+  leanSubscribe: true,
 };
 
 /** A user mistake in flags: printed as one line, never with a stack. */

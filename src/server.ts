@@ -19,6 +19,7 @@ import { isDeadSession, keepAlive } from "./net/keepalive.js";
 import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
+import { createFastSubscribeHandler } from "./services/subscribe-fast-path.js";
 import { Ledger } from "./stream/ledger.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
@@ -75,10 +76,12 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   let shuttingDown = false;
   let address: AddressInfo | undefined;
 
+  const eventDeps = { bus, ledger, config, onPublished: () => metrics.published.inc() };
   const connectHandler = connectNodeAdapter({
     routes(router) {
-      router.service(EventService, createEventService({ bus, ledger, config, onPublished: () => metrics.published.inc() }));
+      router.service(EventService, createEventService(eventDeps));
       router.service(AdminService, createAdminService(ledger));
+      if (config.leanSubscribe) router.handlers.push(createFastSubscribeHandler(eventDeps, config));
     },
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,

@@ -53,6 +53,17 @@ export interface StreamSettings {
   readonly heartbeatMs: number;
 }
 
+/**
+ * How a framed stream (see `openFramedStream`) turns messages into wire bytes:
+ * one frame per message (shared bytes are welcome: the stream never mutates
+ * them) and, when the stream ends by itself, the protocol's last frame.
+ */
+export interface FramedOutput<T> {
+  frame(message: T): Uint8Array;
+  /** The stream ended while its client is still there: the end-of-stream frame for `error` (undefined: OK), or undefined when the protocol ends in trailers. */
+  end(error: ConnectError | undefined): Uint8Array | undefined;
+}
+
 /** Status codes a server-chosen end reports. */
 const CLOSE_CODE: Record<ServerEndCause, Code> = {
   slow_consumer: Code.ResourceExhausted,
@@ -123,7 +134,9 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   private lastYieldMs = 0;
   private drainListener: { resume(): void } | undefined;
   private finallyNoted = false;
-  private generator: AsyncGenerator<T> | undefined;
+  /** Set when the client left (cancel, disconnect, deadline): nothing more is written. */
+  private clientGone = false;
+  private generator: AsyncGenerator<T> | AsyncGenerator<Uint8Array> | undefined;
   /** The call's deadline when the stream started (undefined: none), to classify client aborts near it. */
   private readonly deadlineMs: number | undefined;
 
@@ -337,7 +350,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   }
 
   /** @internal wire the generator connect-es drives; see openStream. */
-  attach(generator: AsyncGenerator<T>): void {
+  attach(generator: AsyncGenerator<T> | AsyncGenerator<Uint8Array>): void {
     this.generator = generator;
   }
 
@@ -386,6 +399,83 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   }
 
   /**
+   * @internal the framed generator body (see `openFramedStream`): one chunk per
+   * batch, the frames of every message queued since the last write joined
+   * into one buffer, so a stream that fell behind catches up in a few writes
+   * and an event costs no promise of its own. When the stream ends while its
+   * client is still there, the protocol's last frame follows and the
+   * generator returns (it never throws: the end is in the bytes or trailers).
+   */
+  async *runFrames(
+    setup: (stream: LiveStream<T>) => void | Promise<void>,
+    output: FramedOutput<T>,
+  ): AsyncGenerator<Uint8Array> {
+    this.started = true;
+    let endError: ConnectError | undefined;
+    try {
+      if (this.stopError !== undefined) throw this.stopError;
+      await setup(this);
+      for (;;) {
+        const batch = this.queue.takeNow();
+        if (batch === undefined) {
+          await this.queue.wait();
+          continue;
+        }
+        if (batch === QUEUE_ENDED) break;
+        this.drainListener?.resume();
+        const chunk = this.frameBatch(batch, output);
+        this.lastYieldMs = Date.now();
+        this.atYield = true;
+        yield chunk;
+        this.atYield = false;
+        if (this.stopError !== undefined) throw this.stopError;
+      }
+    } catch (e) {
+      if (!this.ended) {
+        this.markEnd("error");
+        this.releaseSources();
+      }
+      endError = toConnectError(e);
+    } finally {
+      this.noteFinally();
+      this.finish();
+    }
+    if (this.clientGone || this.transport.isClosed()) return;
+    const last = output.end(endError);
+    if (last !== undefined) yield last;
+  }
+
+  /** The frames of a batch (drop reports first), joined; the stream's position and counters move as for `run`. */
+  private frameBatch(batch: readonly T[], output: FramedOutput<T>): Uint8Array {
+    const drops = this.takeDrops();
+    if (drops === undefined && batch.length === 1) {
+      this.account(batch[0]!);
+      return output.frame(batch[0]!);
+    }
+    const frames: Uint8Array[] = [];
+    let length = 0;
+    const add = (message: T): void => {
+      this.account(message);
+      const frame = output.frame(message);
+      frames.push(frame);
+      length += frame.length;
+    };
+    if (drops !== undefined) for (const message of drops) add(message);
+    for (const message of batch) add(message);
+    return Buffer.concat(frames, length);
+  }
+
+  /** A message is handed to the transport: an event moves the resume cursor and the counters. */
+  private account(message: T): void {
+    const cursor = this.messages.cursorOf(message);
+    if (cursor !== undefined) {
+      this.resumeCursor = cursor;
+      this.eventsSent++;
+      this.ledger.deliveredTotal++;
+    }
+  }
+
+  /**
    * Bookkeeping before a message is handed to connect-es: the stream's
    * position, counters, and the mark that a write is pending (the generator
    * parks at the `yield` that follows until the transport takes the message).
@@ -393,17 +483,13 @@ export class LiveStream<T> implements LedgerEntry, Beating {
    * iterator inside an async generator costs extra promises per message.
    */
   private beforeYield(message: T): void {
-    const cursor = this.messages.cursorOf(message);
-    if (cursor !== undefined) {
-      this.resumeCursor = cursor;
-      this.eventsSent++;
-      this.ledger.deliveredTotal++;
-    }
+    this.account(message);
     this.lastYieldMs = Date.now();
     this.atYield = true;
   }
 
   private onClientAbort(): void {
+    this.clientGone = true;
     if (this.ended) {
       this.unpark();
       return;
@@ -523,6 +609,27 @@ export function openStream<T>(
 ): AsyncGenerator<T> {
   const stream = new LiveStream<T>(ctx, ledger, settings, messages);
   const generator = stream.run(setup);
+  stream.attach(generator);
+  return generator;
+}
+
+/**
+ * Open a server stream that produces wire bytes instead of messages: the
+ * lean write path. The caller (a protocol handler in front of connect-es)
+ * writes each chunk as it comes; `output` frames messages (encode once,
+ * share the bytes) and supplies the protocol's last frame. Same lifecycle,
+ * ledger and end causes as `openStream`.
+ */
+export function openFramedStream<T>(
+  ctx: HandlerContext,
+  ledger: Ledger,
+  settings: StreamSettings,
+  messages: StreamMessages<T>,
+  setup: (stream: LiveStream<T>) => void | Promise<void>,
+  output: FramedOutput<T>,
+): AsyncGenerator<Uint8Array> {
+  const stream = new LiveStream<T>(ctx, ledger, settings, messages);
+  const generator = stream.runFrames(setup, output);
   stream.attach(generator);
   return generator;
 }

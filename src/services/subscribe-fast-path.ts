@@ -1,0 +1,18 @@
+/**
+ * EventService.Subscribe on the lean write path: the route connect-es's
+ * router maps to runnel's own framed stream handler (src/stream/fast-path.ts).
+ * Publish and every other method stay on connect-es's handlers.
+ */
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { Config } from "../config.js";
+import { createFastStreamHandler } from "../stream/fast-path.js";
+import { EventService } from "../../gen/runnel/v1/event_pb.js";
+import { createFastSubscribe, type EventServiceDeps } from "./event-service.js";
+
+/** The universal handler for Subscribe; push it onto the router's handlers after EventService is registered. */
+export function createFastSubscribeHandler(deps: EventServiceDeps, config: Config): UniversalHandler {
+  return createFastStreamHandler(EventService.method.subscribe, createFastSubscribe(deps), {
+    readMaxBytes: config.readMaxBytes,
+    maxTimeoutMs: config.maxTimeoutMs,
+  });
+}
