@@ -4,6 +4,7 @@
  * Publish and every other method stay on connect-es's handlers.
  */
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Config } from "../config.js";
 import { createFastStreamHandler } from "../stream/fast-path.js";
 import { EventService } from "../../gen/runnel/v1/event_pb.js";
@@ -12,6 +13,8 @@ import { createFastSubscribe, type EventServiceDeps } from "./event-service.js";
 /** The universal handler for Subscribe; push it onto the router's handlers after EventService is registered. */
 export function createFastSubscribeHandler(deps: EventServiceDeps, config: Config): UniversalHandler {
   return createFastStreamHandler(EventService.method.subscribe, createFastSubscribe(deps), {
+    // What connectNodeAdapter accepts by default, for requests (responses are never compressed here).
+    acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
   });

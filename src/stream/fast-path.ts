@@ -61,7 +61,7 @@ export type OpenFramed<I extends DescMessage, O extends DescMessage> = (
 ) => AsyncGenerator<Uint8Array>;
 
 /** connect-es options the fast path honours (the ones `connectNodeAdapter` was given). */
-export type FastPathOptions = Partial<Pick<UniversalHandlerOptions, "readMaxBytes" | "maxTimeoutMs" | "jsonOptions" | "binaryOptions" | "shutdownSignal">>;
+export type FastPathOptions = Partial<Pick<UniversalHandlerOptions, "acceptCompression" | "readMaxBytes" | "maxTimeoutMs" | "jsonOptions" | "binaryOptions" | "shutdownSignal">>;
 
 /**
  * A universal handler for `method` over every protocol, to push onto a
