@@ -19,7 +19,8 @@ import { isDeadSession, keepAlive } from "./net/keepalive.js";
 import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
-import { createFastSubscribeHandler } from "./services/subscribe-fast-path.js";
+import { createFastSubscribeHandler, SUBSCRIBE_PATH } from "./services/subscribe-fast-path.js";
+import { fastRoute } from "./stream/fast-writer.js";
 import { Ledger } from "./stream/ledger.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
@@ -76,19 +77,21 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   let shuttingDown = false;
   let address: AddressInfo | undefined;
 
+  const valuesOf = (req: NodeRequest): RequestValues => new RequestValues(new NodeTransport(req, isDeadSession));
   const eventDeps = { bus, ledger, config, onPublished: () => metrics.published.inc() };
   const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(EventService, createEventService(eventDeps));
       router.service(AdminService, createAdminService(ledger));
-      if (config.leanSubscribe) router.handlers.push(createFastSubscribeHandler(eventDeps, config));
     },
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
-    contextValues(req) {
-      return new RequestValues(new NodeTransport(req, isDeadSession));
-    },
+    contextValues: valuesOf,
   });
+  // Subscribe on the lean write path (src/stream/fast-path.ts), in front of connect-es's router.
+  const fastSubscribe = config.leanSubscribe
+    ? fastRoute(createFastSubscribeHandler(eventDeps, config), valuesOf, (e) => log.error({ err: e }, "subscribe failed"))
+    : undefined;
 
   function onRequest(req: NodeRequest, res: NodeResponse): void {
     const path = (req.url ?? "/").split("?")[0];
@@ -118,7 +121,8 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       );
       return;
     }
-    connectHandler(req, res);
+    if (fastSubscribe !== undefined && path === SUBSCRIBE_PATH) fastSubscribe(req, res);
+    else connectHandler(req, res);
   }
 
   const h1 = http.createServer(onRequest);

@@ -10,7 +10,7 @@ import { createFastStreamHandler } from "../stream/fast-path.js";
 import { EventService } from "../../gen/runnel/v1/event_pb.js";
 import { createFastSubscribe, type EventServiceDeps } from "./event-service.js";
 
-/** The universal handler for Subscribe; push it onto the router's handlers after EventService is registered. */
+/** The universal handler for Subscribe; serve it with `fastRoute` (src/stream/fast-writer.ts) on its path. */
 export function createFastSubscribeHandler(deps: EventServiceDeps, config: Config): UniversalHandler {
   return createFastStreamHandler(EventService.method.subscribe, createFastSubscribe(deps), {
     // What connectNodeAdapter accepts by default, for requests (responses are never compressed here).
@@ -19,3 +19,6 @@ export function createFastSubscribeHandler(deps: EventServiceDeps, config: Confi
     maxTimeoutMs: config.maxTimeoutMs,
   });
 }
+
+/** The request path of Subscribe. */
+export const SUBSCRIBE_PATH = `/${EventService.typeName}/${EventService.method.subscribe.name}`;
