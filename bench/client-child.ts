@@ -11,6 +11,8 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
 import { transport, type BenchProtocol } from "./h2-transport.js";
+import { rawSession, rawSubscribe } from "./raw-grpc-client.js";
+import type { ClientHttp2Session } from "node:http2";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { emit, now, serveParent } from "./ipc.js";
 
@@ -24,7 +26,7 @@ interface Sub {
 
 interface SubscribeArgs {
   url: string;
-  protocol: "grpc" | "connect" | "grpc-web" | "nats";
+  protocol: "grpc" | "connect" | "grpc-web" | "nats" | "grpc-raw";
   connections: number;
   count: number;
   topic: string;
@@ -131,6 +133,54 @@ async function openNats(a: SubscribeArgs): Promise<void> {
   await Promise.all(list.map((nc) => nc.flush()));
 }
 
+const rawSessions = new Map<string, ClientHttp2Session[]>();
+
+/** gRPC over bare HTTP/2 streams (bench/raw-grpc-client.ts): counted like the connect-node subscriptions. */
+async function openRaw(a: SubscribeArgs): Promise<void> {
+  const key = `${a.url} ${a.connections}`;
+  let list = rawSessions.get(key);
+  if (list === undefined) {
+    list = await Promise.all(Array.from({ length: a.connections }, () => rawSession(a.url)));
+    rawSessions.set(key, list);
+  }
+  let pending = a.count;
+  let resolveAll!: () => void;
+  const all = new Promise<void>((r) => (resolveAll = r));
+  if (pending === 0) resolveAll();
+  for (let i = 0; i < a.count; i++) {
+    let subscribed = false;
+    let resolveDone!: () => void;
+    const sub: Sub = { count: 0, abort: new AbortController(), done: new Promise<void>((r) => (resolveDone = r)) };
+    const onSubscribed = (): void => {
+      if (subscribed) return;
+      subscribed = true;
+      if (--pending === 0) resolveAll();
+    };
+    const cancel = rawSubscribe(list[i % list.length]!, a.topic, a.mode === "latency", {
+      subscribed: onSubscribed,
+      event(data) {
+        sub.count++;
+        total++;
+        if (data !== undefined) {
+          const sent = Buffer.from(data.buffer, data.byteOffset, data.byteLength).readDoubleLE(0);
+          pubTimes.push(sent);
+          latencies.push(now() - sent);
+        }
+      },
+      closing: () => void closings++,
+      ended(error) {
+        if (error !== undefined) noteError(new Error(error));
+        if (!sub.abort.signal.aborted) ended++;
+        onSubscribed(); // never hang the caller: the error is counted
+        resolveDone();
+      },
+    });
+    sub.abort.signal.addEventListener("abort", cancel, { once: true });
+    subs.push(sub);
+  }
+  await all;
+}
+
 function minCount(): number {
   let min = Number.POSITIVE_INFINITY;
   for (const s of subs) if (s.count < min) min = s.count;
@@ -140,8 +190,8 @@ function minCount(): number {
 serveParent({
   async subscribe(raw) {
     const a = raw as unknown as SubscribeArgs;
-    if (a.protocol === "nats") {
-      await openNats(a);
+    if (a.protocol === "nats" || a.protocol === "grpc-raw") {
+      await (a.protocol === "nats" ? openNats(a) : openRaw(a));
       if (a.mode !== "idle" && progressTimer === undefined) {
         progressTimer = setInterval(() => emit("progress", { min: minCount(), total, ended }), PROGRESS_MS);
       }

@@ -41,6 +41,7 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string", multiple: true },
     kinds: { type: "string" },
+    client: { type: "string", default: "raw" },
     "heap-streams": { type: "string" },
     protocol: { type: "string", default: "grpc" },
     "cpu-prof": { type: "string" },
@@ -62,6 +63,8 @@ if (flags.help) {
   --heap-streams N[,N] idle streams for the heap rows (default 10000,50000; the naive baseline
                        only up to 10000)
   --protocol P         subscribers' and publisher's protocol: grpc (default), connect or grpc-web, over h2c
+  --client C           subscribers' client: raw (default: gRPC over bare node:http2 streams, events
+                       counted without decoding; cheap, so runs measure servers) or connect (connect-node)
   --window N           fan-out flow-control window, events (default 16)
   --concurrency N      fan-out: most Publish calls in flight (default 16)
   --duration S         fan-out measurement, seconds (default 5)
@@ -221,7 +224,14 @@ function shares(n: number): number[] {
   return Array.from({ length: P.clientProcesses }, (_, i) => Math.floor(n / P.clientProcesses) + (i < n % P.clientProcesses ? 1 : 0));
 }
 
-/** The wire a kind's clients speak. */
+const rawClient = flags.client === "raw" && protocol === "grpc";
+if (flags.client !== "raw" && flags.client !== "connect") {
+  console.error(`--client must be raw or connect`);
+  process.exit(2);
+}
+/** The wire a kind's subscribers speak. */
+const subscriberProtocol = (kind: Kind): Protocol | "nats" | "grpc-raw" => (kind === "nats" ? "nats" : rawClient ? "grpc-raw" : protocol);
+/** The wire a kind's publisher speaks. */
 const protocolOf = (kind: Kind): Protocol | "nats" => (kind === "nats" ? "nats" : protocol);
 
 async function subscribeAll(server: ServerUnder, clients: Child[], n: number, topic: string, mode: "count" | "latency" | "idle"): Promise<void> {
@@ -232,7 +242,7 @@ async function subscribeAll(server: ServerUnder, clients: Child[], n: number, to
     clients.map((c, i) =>
       c.call<{ errors: Record<string, number> }>("subscribe", {
         url: server.h2Url,
-        protocol: protocolOf(server.kind),
+        protocol: subscriberProtocol(server.kind),
         connections,
         count: split[i],
         topic,
@@ -728,7 +738,7 @@ async function main(): Promise<void> {
   const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
   log(
     `${os.cpus().length} cpus, node ${process.version}, ${quick ? "quick" : "full"} run, servers ${KINDS.join(", ")}; ` +
-      `subscribers over ${protocol} h2c (NATS: its own protocol), ${P.clientProcesses} processes x ${P.connectionsPerProcess}+ connections`,
+      `subscribers over ${protocol} h2c with ${rawClient ? "the raw gRPC client" : "connect-node"} (NATS: nats.js), ${P.clientProcesses} processes x ${P.connectionsPerProcess}+ connections`,
   );
   if (natsMissing) {
     log("nats-server is not installed (looked in /usr/sbin, /usr/bin, /usr/local/bin, PATH, $NATS_SERVER): NATS column skipped");
@@ -819,7 +829,7 @@ async function main(): Promise<void> {
 
   console.log("");
   console.log(
-    `runnel vs ${KINDS.filter((k) => k !== "runnel").join(", ")}: subscribers over ${protocol} h2c (${P.clientProcesses} processes), ` +
+    `runnel vs ${KINDS.filter((k) => k !== "runnel").join(", ")}: subscribers over ${protocol} h2c with ${rawClient ? "the raw gRPC client" : "connect-node"} (${P.clientProcesses} processes), ` +
       `${quick ? "--quick" : "full"} run, ${((Date.now() - startedAt) / 1000).toFixed(0)} s`,
   );
   console.log("");
