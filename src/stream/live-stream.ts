@@ -356,18 +356,15 @@ export class LiveStream<T> implements LedgerEntry, Beating {
 
   /** @internal the generator body. */
   async *run(setup: (stream: LiveStream<T>) => void | Promise<void>): AsyncGenerator<T> {
-    this.started = true;
     try {
-      if (this.stopError !== undefined) throw this.stopError;
-      await setup(this);
+      await this.begin(setup);
       for (;;) {
-        const batch = this.queue.takeNow();
+        const batch = this.takeBatch();
         if (batch === undefined) {
           await this.queue.wait();
           continue;
         }
         if (batch === QUEUE_ENDED) return;
-        this.drainListener?.resume();
         // Events dropped (drop-oldest) were queued after the previous batch and before this one.
         const drops = this.takeDrops();
         if (drops !== undefined) {
@@ -387,14 +384,9 @@ export class LiveStream<T> implements LedgerEntry, Beating {
         }
       }
     } catch (e) {
-      if (!this.ended) {
-        this.markEnd("error");
-        this.releaseSources();
-      }
-      throw toConnectError(e);
+      throw this.failed(e);
     } finally {
-      this.noteFinally();
-      this.finish();
+      this.bodyDone();
     }
   }
 
@@ -410,19 +402,16 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     setup: (stream: LiveStream<T>) => void | Promise<void>,
     output: FramedOutput<T>,
   ): AsyncGenerator<Uint8Array> {
-    this.started = true;
     let endError: ConnectError | undefined;
     try {
-      if (this.stopError !== undefined) throw this.stopError;
-      await setup(this);
+      await this.begin(setup);
       for (;;) {
-        const batch = this.queue.takeNow();
+        const batch = this.takeBatch();
         if (batch === undefined) {
           await this.queue.wait();
           continue;
         }
         if (batch === QUEUE_ENDED) break;
-        this.drainListener?.resume();
         const chunk = this.frameBatch(batch, output);
         this.lastYieldMs = Date.now();
         this.atYield = true;
@@ -431,18 +420,42 @@ export class LiveStream<T> implements LedgerEntry, Beating {
         if (this.stopError !== undefined) throw this.stopError;
       }
     } catch (e) {
-      if (!this.ended) {
-        this.markEnd("error");
-        this.releaseSources();
-      }
-      endError = toConnectError(e);
+      endError = this.failed(e);
     } finally {
-      this.noteFinally();
-      this.finish();
+      this.bodyDone();
     }
     if (this.clientGone || this.transport.isClosed()) return;
     const last = output.end(endError);
     if (last !== undefined) yield last;
+  }
+
+  /** Everything queued, taken at once (a paused source may go on), QUEUE_ENDED, or undefined when empty. */
+  private takeBatch(): T[] | typeof QUEUE_ENDED | undefined {
+    const batch = this.queue.takeNow();
+    if (batch !== undefined && batch !== QUEUE_ENDED) this.drainListener?.resume();
+    return batch;
+  }
+
+  /** A generator body failed: a stream not ended yet ends with cause "error"; the error the client sees. */
+  private failed(e: unknown): ConnectError {
+    if (!this.ended) {
+      this.markEnd("error");
+      this.releaseSources();
+    }
+    return toConnectError(e);
+  }
+
+  /** A generator body's finally. */
+  private bodyDone(): void {
+    this.noteFinally();
+    this.finish();
+  }
+
+  /** The start of a generator body: nothing to set up for a stream that already ended. */
+  private async begin(setup: (stream: LiveStream<T>) => void | Promise<void>): Promise<void> {
+    this.started = true;
+    if (this.stopError !== undefined) throw this.stopError;
+    await setup(this);
   }
 
   /** The frames of a batch (drop reports first), joined; the stream's position and counters move as for `run`. */
