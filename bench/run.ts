@@ -132,8 +132,8 @@ if (heapSnapshotDir !== undefined) mkdirSync(heapSnapshotDir, { recursive: true 
 const P = {
   clientProcesses: 2,
   connectionsPerProcess: 5,
-  warmupMs: quick ? 300 : 1_000,
-  fanoutMs: numberFlag("duration", quick ? 1.5 : 3) * 1000,
+  warmupMs: quick ? 300 : 700,
+  fanoutMs: numberFlag("duration", quick ? 1.5 : 2) * 1000,
   /**
    * Publisher flow control: at most this many events published and not yet
    * received by every subscriber. Small on purpose: it keeps both servers at
@@ -151,8 +151,8 @@ const P = {
   publishConcurrency: numberFlag("concurrency", 16),
   latencySubscribers: 1_000,
   latencyPublishesPerSecond: 5,
-  latencyMs: quick ? 2_000 : 8_000,
-  cancelIterations: Math.round(numberFlag("iterations", quick ? 20 : 200)),
+  latencyMs: quick ? 2_000 : 5_000,
+  cancelIterations: Math.round(numberFlag("iterations", quick ? 20 : 100)),
   cancelWarmup: quick ? 3 : 10,
   heapWarmupStreams: 200,
 };
