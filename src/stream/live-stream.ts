@@ -85,6 +85,9 @@ const UNKNOWN_TRANSPORT: Transport = {
 /** Why a stream stopped when its client left without saying why (HTTP/1.1 has no cancel): one shared error. */
 const CLIENT_GONE = new ConnectError("client went away", Code.Canceled);
 
+/** End causes after which the exchange is gone: no end frame or trailers can reach the client. */
+const CLIENT_LEFT: ReadonlySet<EndCause> = new Set(["canceled", "disconnect", "dead_peer"]);
+
 /** The answer to a stream opened while the server shuts down. */
 const SHUTTING_DOWN = new ConnectError("server is shutting down", Code.Unavailable);
 
@@ -134,8 +137,6 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   private lastYieldMs = 0;
   private drainListener: { resume(): void } | undefined;
   private finallyNoted = false;
-  /** Set when the client left (cancel, disconnect, deadline): nothing more is written. */
-  private clientGone = false;
   private generator: AsyncGenerator<T> | AsyncGenerator<Uint8Array> | undefined;
   /** The call's deadline when the stream started (undefined: none), to classify client aborts near it. */
   private readonly deadlineMs: number | undefined;
@@ -395,8 +396,9 @@ export class LiveStream<T> implements LedgerEntry, Beating {
    * batch, the frames of every message queued since the last write joined
    * into one buffer, so a stream that fell behind catches up in a few writes
    * and an event costs no promise of its own. When the stream ends while its
-   * client is still there, the protocol's last frame follows and the
-   * generator returns (it never throws: the end is in the bytes or trailers).
+   * client is still there (anything but cancel, disconnect, dead peer), the
+   * protocol's last frame follows and the generator returns (it never throws:
+   * the end is in the bytes or trailers).
    */
   async *runFrames(
     setup: (stream: LiveStream<T>) => void | Promise<void>,
@@ -424,7 +426,8 @@ export class LiveStream<T> implements LedgerEntry, Beating {
     } finally {
       this.bodyDone();
     }
-    if (this.clientGone || this.transport.isClosed()) return;
+    // A client that left gets nothing more; one whose deadline passed is still there and gets the status.
+    if (this.transport.isClosed() || (this.endCause !== undefined && CLIENT_LEFT.has(this.endCause))) return;
     const last = output.end(endError);
     if (last !== undefined) yield last;
   }
@@ -502,7 +505,6 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   }
 
   private onClientAbort(): void {
-    this.clientGone = true;
     if (this.ended) {
       this.unpark();
       return;

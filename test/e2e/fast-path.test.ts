@@ -211,6 +211,13 @@ describe("fast path: bad requests get connect-es's answers", () => {
     expect(r.grpcStatus).toBe(String(Code.InvalidArgument));
   });
 
+  it("a deadline only the server enforces: DeadlineExceeded in the trailers, the stream released", async () => {
+    const before = snapshot(server);
+    const r = await call({ ":method": "POST", "content-type": "application/grpc", "grpc-timeout": "300m" }, request);
+    expect(r.grpcStatus).toBe(String(Code.DeadlineExceeded));
+    await expectCleanEnd(server, before, { cause: "deadline" });
+  });
+
   it("GET: 405; an unknown content type: 415", async () => {
     expect((await call({ ":method": "GET", "content-type": "application/grpc" }, Buffer.alloc(0))).status).toBe(405);
     expect((await call({ ":method": "POST", "content-type": "text/plain" }, request)).status).toBe(415);
