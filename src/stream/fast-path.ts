@@ -1,12 +1,12 @@
 /**
  * The lean write path: a server-streaming method served by runnel's own
  * protocol handlers (Connect, gRPC, gRPC-web; binary and JSON) instead of
- * connect-es's per-message pipeline. connect-es still routes the request,
- * picks the protocol by content type and writes the response to Node; what
- * changes is the body: every message is framed once (frames of shared
- * messages are cached and their bytes shared by all streams of the same
- * encoding) and a stream's queued messages go out as one chunk per batch,
- * with no async-generator hop per message.
+ * connect-es's per-message pipeline. connect-es's own pieces still pick the
+ * protocol by content type and read the request; what changes is the body:
+ * every message is framed once (frames of shared messages are cached and
+ * their bytes shared by all streams of the same encoding) and a stream's
+ * queued messages go out as one chunk per batch, with no async-generator hop
+ * per message.
  *
  * The request side (content type, method, timeout, compression of the
  * request, reading exactly one request message) reuses connect-es's own
@@ -64,9 +64,9 @@ export type OpenFramed<I extends DescMessage, O extends DescMessage> = (
 export type FastPathOptions = Partial<Pick<UniversalHandlerOptions, "acceptCompression" | "readMaxBytes" | "maxTimeoutMs" | "jsonOptions" | "binaryOptions" | "shutdownSignal">>;
 
 /**
- * A universal handler for `method` over every protocol, to push onto a
- * connect-es router's `handlers` after its services are registered: the
- * node adapter maps request paths to the last handler for a path.
+ * A universal handler for `method` over every protocol (picked by content
+ * type, as connect-es's router does). Serve it on the method's path with
+ * `fastRoute` (fast-writer.ts), in front of connect-es's node adapter.
  */
 export function createFastStreamHandler<I extends DescMessage, O extends DescMessage>(
   method: DescMethodServerStreaming<I, O>,
