@@ -9,7 +9,10 @@
  * event count, the publisher's flow-control signal) every 20 ms.
  */
 import { createClient, type Client } from "@connectrpc/connect";
-import { transport } from "./h2-transport.js";
+import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
+import { transport, type BenchProtocol } from "./h2-transport.js";
+import { rawSession, rawSubscribe } from "./raw-grpc-client.js";
+import type { ClientHttp2Session } from "node:http2";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { emit, now, serveParent } from "./ipc.js";
 
@@ -23,7 +26,7 @@ interface Sub {
 
 interface SubscribeArgs {
   url: string;
-  protocol: "grpc" | "connect" | "grpc-web";
+  protocol: "grpc" | "connect" | "grpc-web" | "nats" | "grpc-raw";
   connections: number;
   count: number;
   topic: string;
@@ -44,7 +47,7 @@ const PROGRESS_MS = Number(process.env.BENCH_PROGRESS_MS ?? 5);
 
 
 /** The clients (connections) for a server, made once and kept across subscribe/close rounds. */
-function clientsFor(a: SubscribeArgs): Client<typeof EventService>[] {
+function clientsFor(a: SubscribeArgs & { protocol: BenchProtocol }): Client<typeof EventService>[] {
   const key = `${a.protocol} ${a.url} ${a.connections}`;
   let list = clients.get(key);
   if (list === undefined) {
@@ -98,6 +101,86 @@ function open(client: Client<typeof EventService>, topic: string, mode: Mode, on
   return sub;
 }
 
+const natsConnections = new Map<string, NatsConnection[]>();
+
+/** NATS core: one subscription per "stream", over `connections` connections; counted like the RPC streams. */
+async function openNats(a: SubscribeArgs): Promise<void> {
+  const key = `${a.url} ${a.connections}`;
+  let list = natsConnections.get(key);
+  if (list === undefined) {
+    list = await Promise.all(Array.from({ length: a.connections }, () => natsConnect({ servers: a.url, maxPingOut: 10 })));
+    natsConnections.set(key, list);
+  }
+  for (let i = 0; i < a.count; i++) {
+    const sub: Sub = { count: 0, abort: new AbortController(), done: Promise.resolve() };
+    const subscription = list[i % list.length]!.subscribe(a.topic, {
+      callback: (err, msg) => {
+        if (err !== null) return noteError(err);
+        sub.count++;
+        total++;
+        if (a.mode === "latency") {
+          const d = msg.data;
+          const sent = Buffer.from(d.buffer, d.byteOffset, d.byteLength).readDoubleLE(0);
+          pubTimes.push(sent);
+          latencies.push(now() - sent);
+        }
+      },
+    });
+    sub.abort.signal.addEventListener("abort", () => subscription.unsubscribe(), { once: true });
+    subs.push(sub);
+  }
+  // The server has every subscription once a round trip after them completes.
+  await Promise.all(list.map((nc) => nc.flush()));
+}
+
+const rawSessions = new Map<string, ClientHttp2Session[]>();
+
+/** gRPC over bare HTTP/2 streams (bench/raw-grpc-client.ts): counted like the connect-node subscriptions. */
+async function openRaw(a: SubscribeArgs): Promise<void> {
+  const key = `${a.url} ${a.connections}`;
+  let list = rawSessions.get(key);
+  if (list === undefined) {
+    list = await Promise.all(Array.from({ length: a.connections }, () => rawSession(a.url)));
+    rawSessions.set(key, list);
+  }
+  let pending = a.count;
+  let resolveAll!: () => void;
+  const all = new Promise<void>((r) => (resolveAll = r));
+  if (pending === 0) resolveAll();
+  for (let i = 0; i < a.count; i++) {
+    let subscribed = false;
+    let resolveDone!: () => void;
+    const sub: Sub = { count: 0, abort: new AbortController(), done: new Promise<void>((r) => (resolveDone = r)) };
+    const onSubscribed = (): void => {
+      if (subscribed) return;
+      subscribed = true;
+      if (--pending === 0) resolveAll();
+    };
+    const cancel = rawSubscribe(list[i % list.length]!, a.topic, a.mode === "latency", {
+      subscribed: onSubscribed,
+      event(data) {
+        sub.count++;
+        total++;
+        if (data !== undefined) {
+          const sent = Buffer.from(data.buffer, data.byteOffset, data.byteLength).readDoubleLE(0);
+          pubTimes.push(sent);
+          latencies.push(now() - sent);
+        }
+      },
+      closing: () => void closings++,
+      ended(error) {
+        if (error !== undefined) noteError(new Error(error));
+        if (!sub.abort.signal.aborted) ended++;
+        onSubscribed(); // never hang the caller: the error is counted
+        resolveDone();
+      },
+    });
+    sub.abort.signal.addEventListener("abort", cancel, { once: true });
+    subs.push(sub);
+  }
+  await all;
+}
+
 function minCount(): number {
   let min = Number.POSITIVE_INFINITY;
   for (const s of subs) if (s.count < min) min = s.count;
@@ -107,7 +190,14 @@ function minCount(): number {
 serveParent({
   async subscribe(raw) {
     const a = raw as unknown as SubscribeArgs;
-    const list = clientsFor(a);
+    if (a.protocol === "nats" || a.protocol === "grpc-raw") {
+      await (a.protocol === "nats" ? openNats(a) : openRaw(a));
+      if (a.mode !== "idle" && progressTimer === undefined) {
+        progressTimer = setInterval(() => emit("progress", { min: minCount(), total, ended }), PROGRESS_MS);
+      }
+      return { opened: a.count, errors: Object.fromEntries(errors) };
+    }
+    const list = clientsFor({ ...a, protocol: a.protocol });
     let pending = a.count;
     let resolveAll!: () => void;
     const all = new Promise<void>((r) => (resolveAll = r));
@@ -144,6 +234,8 @@ serveParent({
     subs = [];
     for (const s of closing) s.abort.abort();
     await Promise.all(closing.map((s) => s.done));
+    // NATS: the server has every UNSUB once a round trip after them completes.
+    await Promise.all([...natsConnections.values()].flat().map((nc) => nc.flush()));
     return { closed: closing.length };
   },
   exit: () => {

@@ -11,21 +11,49 @@
  * - paced: `rate` publishes per second for `durationMs`; the first 8 bytes of
  *   every payload hold the shared-clock time taken just before the call.
  */
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
+import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
 import { transport } from "./h2-transport.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { emit, now, serveParent, sleep } from "./ipc.js";
 
 interface Common {
   url: string;
-  protocol: "grpc" | "connect" | "grpc-web";
+  protocol: "grpc" | "connect" | "grpc-web" | "nats";
   topic: string;
   bytes: number;
 }
 
 
-let client: Client<typeof EventService> | undefined;
-const clientFor = (a: Common): Client<typeof EventService> => (client ??= createClient(EventService, transport(a.protocol, a.url)));
+/** Something that publishes and answers when the server has the event. */
+interface Publisher {
+  publish(topic: string, data: Uint8Array): Promise<unknown>;
+}
+
+let client: Publisher | undefined;
+
+/**
+ * NATS core publishes without an answer: a flush (one PING/PONG round trip)
+ * stands for it, shared by every publish made before it was sent.
+ */
+class NatsPublisher implements Publisher {
+  private flushing: Promise<void> | undefined;
+  constructor(private readonly nc: NatsConnection) {}
+  publish(topic: string, data: Uint8Array): Promise<unknown> {
+    this.nc.publish(topic, data);
+    return (this.flushing ??= Promise.resolve().then(() => {
+      this.flushing = undefined;
+      return this.nc.flush();
+    }));
+  }
+}
+
+async function clientFor(a: Common): Promise<Publisher> {
+  if (client !== undefined) return client;
+  if (a.protocol === "nats") return (client = new NatsPublisher(await natsConnect({ servers: a.url })));
+  const c = createClient(EventService, transport(a.protocol, a.url));
+  return (client = { publish: (topic, data) => c.publish({ topic, data }) });
+}
 
 let published = 0;
 let acked = 0;
@@ -65,7 +93,7 @@ function track(call: Promise<unknown>): void {
 }
 
 async function flow(a: Common & { window: number; concurrency: number }): Promise<void> {
-  const c = clientFor(a);
+  const c = await clientFor(a);
   const data = new Uint8Array(a.bytes).fill(0x61);
   const safety = setInterval(poke, 50);
   try {
@@ -80,7 +108,7 @@ async function flow(a: Common & { window: number; concurrency: number }): Promis
       }
       published++;
       inflight++;
-      track(c.publish({ topic: a.topic, data }));
+      track(c.publish(a.topic, data));
     }
     while (inflight > 0) await parked();
   } finally {
@@ -89,7 +117,7 @@ async function flow(a: Common & { window: number; concurrency: number }): Promis
 }
 
 async function paced(a: Common & { rate: number; durationMs: number }): Promise<void> {
-  const c = clientFor(a);
+  const c = await clientFor(a);
   const interval = 1000 / a.rate;
   const start = now();
   const end = start + a.durationMs;
@@ -100,7 +128,7 @@ async function paced(a: Common & { rate: number; durationMs: number }): Promise<
     new DataView(data.buffer).setFloat64(0, now(), true);
     published++;
     inflight++;
-    track(c.publish({ topic: a.topic, data }));
+    track(c.publish(a.topic, data));
   }
   while (inflight > 0) await parked();
 }

@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: runnel side by side with a naive connect-es baseline
- * (bench/baseline/naive-server.ts), same proto, same workload, one run, one
- * table.
+ * (bench/baseline/naive-server.ts) and NATS core (a nats-server the bench
+ * starts itself, with @nats-io/transport-node clients; skipped with a message
+ * when nats-server is not installed): same workload, one run, one table with
+ * ratios to runnel.
  *
  * Processes: each server under test runs in its own child process (fresh for
  * every row, so CPU and heap are its own); subscribers run in 2 client child
@@ -13,9 +15,7 @@
  *
  *   node dist/bench/run.js [--quick] [--only ROW[,ROW]] [--help] ...
  *
- * Rows: fanout-100, fanout-1000, latency, cancel, heap, redis (the Redis bus on
- * 2 nodes next to the memory bus on 1: fan-out and latency at 100 and 1,000
- * subscribers; needs redis-server, skipped with a note when absent).
+ * Rows: fanout-100, fanout-1000, fanout-10000, fanout-1000-4k, latency, cancel, heap.
  */
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -25,19 +25,9 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { cpuMs, killAllChildren, now, percentile, sleep, spawnChild, type Child } from "./ipc.js";
-import { redisAvailable, startBenchRedis } from "./redis-nodes.js";
+import { natsServerBinary } from "./nats-server.js";
 
 // ------------------------------------------------------------------ options
-
-/** The "server CPU per delivery" row shared by the fan-out and latency sections. */
-function cpuPerDeliveryRow(a: { serverUsPerDelivery: number }, b: { serverUsPerDelivery: number }): { label: string; runnel: string; baseline: string; ratio: string } {
-  return {
-    label: `  server CPU per delivery, µs`,
-    runnel: fmtMs(a.serverUsPerDelivery),
-    baseline: fmtMs(b.serverUsPerDelivery),
-    ratio: `${fmtRatio(a.serverUsPerDelivery / b.serverUsPerDelivery)} (lower is better)`,
-  };
-}
 
 // `npm run bench -- tail`: the Tail section (bench/tail.ts) on its own.
 if (process.argv[2] === "tail") {
@@ -46,18 +36,20 @@ if (process.argv[2] === "tail") {
   process.exit(0);
 }
 
-const ROWS = ["fanout-100", "fanout-1000", "latency", "cancel", "heap", "redis"] as const;
+const ROWS = ["fanout-100", "fanout-1000", "fanout-10000", "fanout-1000-4k", "latency", "cancel", "heap"] as const;
 type Row = (typeof ROWS)[number];
-type Kind = "runnel" | "baseline";
-/** What serves a row: runnel or the baseline (one process), or "redis": two runnel nodes on one Redis. */
-type ServerKind = Kind | "redis";
-const KINDS: readonly Kind[] = ["runnel", "baseline"];
+/** Servers the bench can run: runnel-connect is runnel with Subscribe on connect-es's own pipeline (before the lean write path). */
+const ALL_KINDS = ["runnel", "runnel-connect", "baseline", "nats"] as const;
+type Kind = (typeof ALL_KINDS)[number];
 type Protocol = "grpc" | "connect" | "grpc-web";
 
 const { values: flags } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string", multiple: true },
+    kinds: { type: "string" },
+    client: { type: "string", default: "raw" },
+    "heap-streams": { type: "string" },
     protocol: { type: "string", default: "grpc" },
     "cpu-prof": { type: "string" },
     window: { type: "string" },
@@ -73,7 +65,13 @@ if (flags.help) {
   console.log(`usage: npm run bench -- [options]
   --quick              short smoke run (well under a minute)
   --only ROW[,ROW]     run only these rows: ${ROWS.join(", ")}
+  --kinds K[,K]        servers to compare (default runnel,baseline,nats; also runnel-connect:
+                       runnel with Subscribe on connect-es's pipeline, the code before the lean path)
+  --heap-streams N[,N] idle streams for the heap rows (default 10000,50000; the naive baseline
+                       only up to 10000)
   --protocol P         subscribers' and publisher's protocol: grpc (default), connect or grpc-web, over h2c
+  --client C           subscribers' client: raw (default: gRPC over bare node:http2 streams, events
+                       counted without decoding; cheap, so runs measure servers) or connect (connect-node)
   --window N           fan-out flow-control window, events (default 16)
   --concurrency N      fan-out: most Publish calls in flight (default 16)
   --duration S         fan-out measurement, seconds (default 5)
@@ -109,6 +107,29 @@ if (!["grpc", "connect", "grpc-web"].includes(protocol)) {
   process.exit(2);
 }
 const quick = flags.quick;
+const kindsWanted = (flags.kinds ?? "runnel,baseline,nats").split(",").map((k) => k.trim()) as Kind[];
+for (const k of kindsWanted) {
+  if (!(ALL_KINDS as readonly string[]).includes(k)) {
+    console.error(`unknown kind "${k}"; kinds: ${ALL_KINDS.join(", ")}`);
+    process.exit(2);
+  }
+}
+if (kindsWanted[0] !== "runnel") {
+  console.error("--kinds must start with runnel (ratios are to runnel)");
+  process.exit(2);
+}
+const natsMissing = kindsWanted.includes("nats") && natsServerBinary() === undefined;
+/** The servers of this run (NATS dropped, with a message, when nats-server is not installed). */
+const KINDS: readonly Kind[] = kindsWanted.filter((k) => k !== "nats" || !natsMissing);
+/** Servers speaking runnel's RPC protocol (every row); NATS has no cancel-to-release row. */
+const RPC_KINDS = KINDS.filter((k) => k !== "nats");
+const heapStreams = (flags["heap-streams"] ?? (quick ? "2000" : "10000,50000")).split(",").map(Number);
+if (heapStreams.some((n) => !Number.isInteger(n) || n <= 0)) {
+  console.error("--heap-streams takes whole numbers");
+  process.exit(2);
+}
+/** The naive baseline holds ~35 KB per idle stream and opens them slowly: it runs the heap row only up to this. */
+const BASELINE_HEAP_MAX = 10_000;
 const cpuProfDir = flags["cpu-prof"] === undefined ? undefined : resolve(flags["cpu-prof"]);
 if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true });
 const heapSnapshotDir = flags["heap-snapshot"] === undefined ? undefined : resolve(flags["heap-snapshot"]);
@@ -118,9 +139,8 @@ if (heapSnapshotDir !== undefined) mkdirSync(heapSnapshotDir, { recursive: true 
 const P = {
   clientProcesses: 2,
   connectionsPerProcess: 5,
-  eventBytes: 100,
-  warmupMs: quick ? 300 : 1_000,
-  fanoutMs: numberFlag("duration", quick ? 1.5 : 5) * 1000,
+  warmupMs: quick ? 300 : 700,
+  fanoutMs: numberFlag("duration", quick ? 1.5 : 2) * 1000,
   /**
    * Publisher flow control: at most this many events published and not yet
    * received by every subscriber. Small on purpose: it keeps both servers at
@@ -129,57 +149,31 @@ const P = {
    * servers to 4-5k deliveries/s; see BENCHMARKS.md.
    */
   fanoutWindow: numberFlag("window", 16),
-  /** Fan-out runs per server, in ABBA order; the table shows the mean. */
-  fanoutRepeats: quick ? 1 : 2,
+  /** Fan-out rows: subscribers and event size. */
+  fanouts: (quick
+    ? [[100, 100], [1_000, 100]]
+    : [[100, 100], [1_000, 100], [10_000, 100], [1_000, 4096]]) as [number, number][],
+  latencyBytes: 100,
   /** At most this many Publish calls in flight. */
   publishConcurrency: numberFlag("concurrency", 16),
   latencySubscribers: 1_000,
   latencyPublishesPerSecond: 5,
-  latencyMs: quick ? 2_000 : 8_000,
-  cancelIterations: Math.round(numberFlag("iterations", quick ? 20 : 200)),
+  latencyMs: quick ? 2_000 : 5_000,
+  cancelIterations: Math.round(numberFlag("iterations", quick ? 20 : 100)),
   cancelWarmup: quick ? 3 : 10,
-  heapStreams: quick ? 400 : 2_000,
   heapWarmupStreams: 200,
 };
 
 // ---------------------------------------------------------------- processes
 
 interface ServerUnder {
-  readonly kind: ServerKind;
-  /** The (first) node: its CPU is the one measured; the publisher publishes to it. */
+  readonly kind: Kind;
   readonly child: Child;
   readonly h1Url: string;
   readonly h2Url: string;
-  /** Every node's h2 URL (one for a single server); subscriber process i uses node i mod N. */
-  readonly h2Urls: readonly string[];
-  /** Every node's process, the first included. */
-  readonly nodes: readonly Child[];
-  /** Stops everything the server kind started beyond its node processes (Redis). */
-  readonly stopExtra?: () => Promise<void>;
 }
 
-async function startServer(kind: ServerKind, row: string): Promise<ServerUnder> {
-  if (kind === "redis") return startRedisNodes(row);
-  const one = await startNode(kind, row, []);
-  return { ...one, kind };
-}
-
-/** Two runnel nodes (separate processes) on a fresh redis-server. */
-async function startRedisNodes(row: string): Promise<ServerUnder> {
-  const redis = await startBenchRedis();
-  const nodes = await Promise.all([0, 1].map((i) => startNode("runnel-redis", `${row}-${i}`, [redis.url])));
-  return {
-    kind: "redis",
-    child: nodes[0]!.child,
-    h1Url: nodes[0]!.h1Url,
-    h2Url: nodes[0]!.h2Url,
-    h2Urls: nodes.map((n) => n.h2Url),
-    nodes: nodes.map((n) => n.child),
-    stopExtra: () => redis.stop(),
-  };
-}
-
-async function startNode(kind: string, row: string, args: string[]): Promise<Omit<ServerUnder, "kind">> {
+async function startServer(kind: Kind, row: string): Promise<ServerUnder> {
   const execArgv = ["--expose-gc"];
   if (cpuProfDir !== undefined) {
     execArgv.push("--cpu-prof", "--cpu-prof-interval=100", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${kind}-${row}.cpuprofile`);
@@ -187,10 +181,10 @@ async function startNode(kind: string, row: string, args: string[]): Promise<Omi
   const { child, ready } = await spawnChild<{ event: "ready"; h1Url: string; h2Url: string }>(
     `${kind} server`,
     new URL("./server-child.js", import.meta.url),
-    [kind, ...args],
+    [kind],
     execArgv,
   );
-  return { child, h1Url: ready.h1Url, h2Url: ready.h2Url, h2Urls: [ready.h2Url], nodes: [child] };
+  return { kind, child, h1Url: ready.h1Url, h2Url: ready.h2Url };
 }
 
 async function startClients(): Promise<Child[]> {
@@ -211,7 +205,7 @@ interface Procs {
 }
 
 /** Run `body` with a fresh server, subscriber processes and publisher process; always stop them. */
-async function withProcesses<T>(kind: ServerKind, row: string, body: (p: Procs) => Promise<T>): Promise<T> {
+async function withProcesses<T>(kind: Kind, row: string, body: (p: Procs) => Promise<T>): Promise<T> {
   const server = await startServer(kind, row);
   const others: Child[] = [];
   try {
@@ -220,8 +214,7 @@ async function withProcesses<T>(kind: ServerKind, row: string, body: (p: Procs) 
     return await body({ server, clients, publisher });
   } finally {
     await Promise.all(others.map((c) => c.stop()));
-    await Promise.all(server.nodes.map((c) => c.stop()));
-    await server.stopExtra?.();
+    await server.child.stop();
   }
 }
 
@@ -238,14 +231,26 @@ function shares(n: number): number[] {
   return Array.from({ length: P.clientProcesses }, (_, i) => Math.floor(n / P.clientProcesses) + (i < n % P.clientProcesses ? 1 : 0));
 }
 
+const rawClient = flags.client === "raw" && protocol === "grpc";
+if (flags.client !== "raw" && flags.client !== "connect") {
+  console.error(`--client must be raw or connect`);
+  process.exit(2);
+}
+/** The wire a kind's subscribers speak. */
+const subscriberProtocol = (kind: Kind): Protocol | "nats" | "grpc-raw" => (kind === "nats" ? "nats" : rawClient ? "grpc-raw" : protocol);
+/** The wire a kind's publisher speaks. */
+const protocolOf = (kind: Kind): Protocol | "nats" => (kind === "nats" ? "nats" : protocol);
+
 async function subscribeAll(server: ServerUnder, clients: Child[], n: number, topic: string, mode: "count" | "latency" | "idle"): Promise<void> {
   const split = shares(n);
+  // runnel allows 1,000 streams per HTTP/2 connection: more subscribers need more connections.
+  const connections = Math.max(P.connectionsPerProcess, Math.ceil(n / P.clientProcesses / 900));
   const results = await Promise.all(
     clients.map((c, i) =>
       c.call<{ errors: Record<string, number> }>("subscribe", {
-        url: server.h2Urls[i % server.h2Urls.length],
-        protocol,
-        connections: P.connectionsPerProcess,
+        url: server.h2Url,
+        protocol: subscriberProtocol(server.kind),
+        connections,
         count: split[i],
         topic,
         mode,
@@ -254,8 +259,7 @@ async function subscribeAll(server: ServerUnder, clients: Child[], n: number, to
   );
   const errors = results.flatMap((r) => Object.entries(r.errors));
   if (errors.length > 0) throw new Error(`subscribe failed: ${errors.map(([m, k]) => `${k}x ${m}`).join("; ")}`);
-  const live = async (): Promise<number> => (await Promise.all(server.nodes.map((c) => c.call<number>("streams")))).reduce((a, b) => a + b, 0);
-  await waitFor(`${n} live streams on the ${server.kind} server`, async () => (await live()) >= n);
+  await waitFor(`${n} live streams on the ${server.kind} server`, async () => (await server.child.call<number>("streams")) >= n, 120_000);
 }
 
 /**
@@ -422,17 +426,17 @@ interface FanoutResult extends Window {
  * publisher-child.ts). After a warm-up, deliveries counted at the subscribers
  * over a fixed window.
  */
-async function fanout(kind: ServerKind, subscribers: number): Promise<FanoutResult> {
-  return withProcesses(kind, `fanout-${subscribers}`, async (p) => {
+async function fanout(kind: Kind, subscribers: number, bytes: number): Promise<FanoutResult> {
+  return withProcesses(kind, `fanout-${subscribers}-${bytes}`, async (p) => {
     const topic = "bench.fanout";
     const slowest = trackSlowest(p.clients, p.publisher);
     await subscribeAll(p.server, p.clients, subscribers, topic, "count");
     await p.publisher.call("start", {
       mode: "flow",
       url: p.server.h2Url,
-      protocol,
+      protocol: protocolOf(kind),
       topic,
-      bytes: P.eventBytes,
+      bytes,
       window: P.fanoutWindow,
       concurrency: P.publishConcurrency,
     });
@@ -462,17 +466,17 @@ interface LatencyResult extends Window {
  * (shared clock) taken just before the Publish call; each subscriber records
  * receive time minus that. Samples from the warm-up are dropped.
  */
-async function latency(kind: ServerKind, subscribers = P.latencySubscribers): Promise<LatencyResult> {
+async function latency(kind: Kind): Promise<LatencyResult> {
   return withProcesses(kind, "latency", async (p) => {
     const topic = "bench.latency";
     const slowest = trackSlowest(p.clients, undefined);
-    await subscribeAll(p.server, p.clients, subscribers, topic, "latency");
+    await subscribeAll(p.server, p.clients, P.latencySubscribers, topic, "latency");
     const { t: start } = await p.publisher.call<{ t: number }>("start", {
       mode: "paced",
       url: p.server.h2Url,
-      protocol,
+      protocol: protocolOf(kind),
       topic,
-      bytes: P.eventBytes,
+      bytes: P.latencyBytes,
       rate: P.latencyPublishesPerSecond,
       durationMs: P.warmupMs + P.latencyMs,
     });
@@ -558,17 +562,18 @@ function releaseWatcher(server: ServerUnder): (timeoutMs: number) => Promise<Rel
  */
 let cancelForeignCpu = 0;
 
-async function cancelBoth(): Promise<Record<Kind, Record<string, CancelResult>>> {
+async function cancelAll(): Promise<Partial<Record<Kind, Record<string, CancelResult>>>> {
   const servers: ServerUnder[] = [];
   try {
-    for (const kind of KINDS) servers.push(await startServer(kind, "cancel"));
+    for (const kind of RPC_KINDS) servers.push(await startServer(kind, "cancel"));
     const watchers = await Promise.all(
       servers.map(async (s) => {
         await s.child.call("watch-release");
         return releaseWatcher(s);
       }),
     );
-    const out = { runnel: {}, baseline: {} } as Record<Kind, Record<string, CancelResult>>;
+    const out: Partial<Record<Kind, Record<string, CancelResult>>> = {};
+    for (const kind of RPC_KINDS) out[kind] = {};
     const usageOf = async (): Promise<{ machine: MachineUsage; oursMs: number }> => {
       const u = await Promise.all(servers.map((s) => s.child.call<Usage>("usage")));
       const self = process.cpuUsage();
@@ -585,7 +590,8 @@ async function cancelBoth(): Promise<Record<Kind, Record<string, CancelResult>>>
         timeouts: 0,
       }));
       for (let i = 0; i < P.cancelWarmup + P.cancelIterations; i++) {
-        const order = i % 2 === 0 ? [0, 1] : [1, 0];
+        const forward = state.map((_, k) => k);
+        const order = i % 2 === 0 ? forward : forward.reverse();
         for (const k of order) {
           const st = state[k]!;
           const ac = new AbortController();
@@ -608,8 +614,8 @@ async function cancelBoth(): Promise<Record<Kind, Record<string, CancelResult>>>
           if (r.cause !== undefined) st.causes[r.cause] = (st.causes[r.cause] ?? 0) + 1;
         }
       }
-      for (const [k, st] of state.entries()) {
-        out[KINDS[k]!][tc.name] = {
+      for (const st of state) {
+        out[st.server.kind]![tc.name] = {
           p50: percentile(st.samples, 50),
           p99: percentile(st.samples, 99),
           samples: st.samples.length,
@@ -630,6 +636,7 @@ async function cancelBoth(): Promise<Record<Kind, Record<string, CancelResult>>>
 interface HeapResult {
   heapPerStream: number;
   rssPerStream: number;
+  rssAfter: number;
   heapBefore: number;
   heapAfter: number;
   streams: number;
@@ -640,15 +647,15 @@ interface HeapResult {
  * compiled, streams opened and closed), full GC and measure; open N idle
  * subscriptions over the same 10 connections; full GC and measure again.
  */
-async function heap(kind: Kind): Promise<HeapResult> {
-  return withProcesses(kind, "heap", async ({ server, clients }) => {
+async function heap(kind: Kind, streams: number): Promise<HeapResult> {
+  return withProcesses(kind, `heap-${streams}`, async ({ server, clients }) => {
     const topic = "bench.idle";
     await subscribeAll(server, clients, P.heapWarmupStreams, topic, "idle");
     await Promise.all(clients.map((c) => c.call("close")));
     await waitFor("warm-up streams to be released", async () => (await server.child.call<number>("streams")) === 0);
     const before = await server.child.call<NodeJS.MemoryUsage>("gc-mem");
     if (heapSnapshotDir !== undefined) await server.child.call("heap-snapshot", { path: `${heapSnapshotDir}/${kind}-before.heapsnapshot` });
-    await subscribeAll(server, clients, P.heapStreams, topic, "idle");
+    await subscribeAll(server, clients, streams, topic, "idle");
     await sleep(200);
     const after = await server.child.call<NodeJS.MemoryUsage>("gc-mem");
     if (heapSnapshotDir !== undefined) await server.child.call("heap-snapshot", { path: `${heapSnapshotDir}/${kind}-after.heapsnapshot` });
@@ -657,6 +664,7 @@ async function heap(kind: Kind): Promise<HeapResult> {
     return {
       heapPerStream: (after.heapUsed - before.heapUsed) / n,
       rssPerStream: (after.rss - before.rss) / n,
+      rssAfter: after.rss,
       heapBefore: before.heapUsed,
       heapAfter: after.heapUsed,
       streams: n,
@@ -666,48 +674,64 @@ async function heap(kind: Kind): Promise<HeapResult> {
 
 // ------------------------------------------------------------------- report
 
+/** One table row: a value per server, ratios to runnel made by `ratioRow`. */
 interface TableRow {
   label: string;
-  runnel: string;
-  baseline: string;
-  ratio: string;
+  values: Partial<Record<Kind, string>>;
+  /** "runnel/KIND" per other server, with a note on which way is better. */
+  ratios: Partial<Record<Kind, string>>;
+  better?: "higher" | "lower";
 }
 
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
 const fmtMs = (n: number): string => (!Number.isFinite(n) ? "n/a" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
-const fmtRatio = (r: number): string => (Number.isFinite(r) ? `${r.toFixed(2)}x` : "n/a");
-const fmtKb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
+const fmtRatio = (r: number): string => (Number.isFinite(r) && r > 0 ? `${r.toFixed(2)}x` : "n/a");
+const fmtKb = (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KB` : "n/a");
 
-function printTable(rows: TableRow[], head: TableRow = { label: "row", runnel: "runnel", baseline: "baseline", ratio: "runnel/baseline" }): void {
-  const all = [head, ...rows];
-  const w = {
-    label: Math.max(...all.map((r) => r.label.length)),
-    runnel: Math.max(...all.map((r) => r.runnel.length)),
-    baseline: Math.max(...all.map((r) => r.baseline.length)),
-  };
-  const line = (r: TableRow): string =>
-    `| ${r.label.padEnd(w.label)} | ${r.runnel.padStart(w.runnel)} | ${r.baseline.padStart(w.baseline)} | ${r.ratio} |`;
-  console.log(line(head));
-  console.log(`|${"-".repeat(w.label + 2)}|${"-".repeat(w.runnel + 1)}:|${"-".repeat(w.baseline + 1)}:|---|`);
-  for (const r of rows) console.log(line(r));
+/** A row of numbers per server, with runnel/other ratios. */
+function ratioRow<T>(label: string, results: Partial<Record<Kind, T>>, value: (x: T) => number, fmt: (n: number) => string, better: "higher" | "lower"): TableRow {
+  const row: TableRow = { label, values: {}, ratios: {}, better };
+  const runnel = results.runnel === undefined ? Number.NaN : value(results.runnel);
+  for (const kind of KINDS) {
+    const x = results[kind];
+    row.values[kind] = x === undefined ? "n/a" : fmt(value(x));
+    if (kind !== "runnel") row.ratios[kind] = x === undefined ? "n/a" : fmtRatio(runnel / value(x));
+  }
+  return row;
 }
 
-/** The mean of repeated fan-out runs. */
-function meanFanout(runs: FanoutResult[]): FanoutResult {
-  const mean = (f: (x: FanoutResult) => number): number => runs.reduce((s, x) => s + f(x), 0) / runs.length;
-  return {
-    deliveriesPerSec: mean((x) => x.deliveriesPerSec),
-    publishesPerSec: mean((x) => x.publishesPerSec),
-    blockedByWindow: mean((x) => x.blockedByWindow),
-    blockedByConcurrency: mean((x) => x.blockedByConcurrency),
-    serverCpu: mean((x) => x.serverCpu),
-    serverUsPerDelivery: mean((x) => x.serverUsPerDelivery),
-    clientCpu: mean((x) => x.clientCpu),
-    publisherCpu: mean((x) => x.publisherCpu),
-    foreignCpu: mean((x) => x.foreignCpu),
-    published: mean((x) => x.published),
-    notes: runs.flatMap((x) => x.notes),
-  };
+/** A row of "a / b" pairs (p50 / p99...) per server, ratios per part. */
+function pairRow<T>(label: string, results: Partial<Record<Kind, T>>, parts: ((x: T) => number)[], fmt: (n: number) => string): TableRow {
+  const row: TableRow = { label, values: {}, ratios: {}, better: "lower" };
+  const runnel = results.runnel;
+  for (const kind of KINDS) {
+    const x = results[kind];
+    row.values[kind] = x === undefined ? "n/a" : parts.map((f) => fmt(f(x))).join(" / ");
+    if (kind !== "runnel") row.ratios[kind] = x === undefined || runnel === undefined ? "n/a" : parts.map((f) => fmtRatio(f(runnel) / f(x))).join(" / ");
+  }
+  return row;
+}
+
+/** A row of text per server (CPU shares), no ratios. */
+function textRow<T>(label: string, results: Partial<Record<Kind, T>>, text: (x: T) => string): TableRow {
+  const row: TableRow = { label, values: {}, ratios: {} };
+  for (const kind of KINDS) row.values[kind] = results[kind] === undefined ? "n/a" : text(results[kind]!);
+  return row;
+}
+
+function printTable(rows: TableRow[]): void {
+  const others = KINDS.filter((k) => k !== "runnel");
+  const header = ["row", ...KINDS, ...others.map((k) => `runnel/${k}`)];
+  const cells = rows.map((r) => [
+    r.label,
+    ...KINDS.map((k) => r.values[k] ?? ""),
+    ...others.map((k) => (r.ratios[k] === undefined ? "" : `${r.ratios[k]}`)),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]): string => `| ${c.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
+  rows.forEach((r, i) => console.log(line(cells[i]!) + (r.better === undefined ? "" : ` ${r.better} is better`)));
 }
 
 /** Above this much CPU (% of one core) taken by other processes, a measurement is flagged. */
@@ -720,44 +744,37 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
   log(
-    `${os.cpus().length} cpus, node ${process.version}, ${quick ? "quick" : "full"} run, subscribers over ${protocol} h2c, ` +
-      `${P.clientProcesses} processes x ${P.connectionsPerProcess} connections`,
+    `${os.cpus().length} cpus, node ${process.version}, ${quick ? "quick" : "full"} run, servers ${KINDS.join(", ")}; ` +
+      `subscribers over ${protocol} h2c with ${rawClient ? "the raw gRPC client" : "connect-node"} (NATS: nats.js), ${P.clientProcesses} processes x ${P.connectionsPerProcess}+ connections`,
   );
+  if (natsMissing) {
+    log("nats-server is not installed (looked in /usr/sbin, /usr/bin, /usr/local/bin, PATH, $NATS_SERVER): NATS column skipped");
+    notes.push("NATS skipped: nats-server is not installed (Debian: apt-get install nats-server)");
+  }
+  const flagBusy = (what: string, foreign: number): void => {
+    if (foreign > FOREIGN_CPU_WARN) notes.push(`${what}: other processes took ${foreign.toFixed(0)}% CPU during the measurement: not a quiet machine`);
+  };
 
-  for (const subs of [100, 1_000] as const) {
-    const row: Row = subs === 100 ? "fanout-100" : "fanout-1000";
+  for (const [subs, bytes] of P.fanouts) {
+    const row = (bytes === 100 ? `fanout-${subs}` : `fanout-${subs}-4k`) as Row;
     if (!wanted(row)) continue;
-    const runs: Record<Kind, FanoutResult[]> = { runnel: [], baseline: [] };
-    for (let rep = 0; rep < P.fanoutRepeats; rep++) {
-      // ABBA order, so neither server always runs first.
-      for (const kind of rep % 2 === 0 ? KINDS : [...KINDS].reverse()) {
-        log(`${row}: ${kind}${P.fanoutRepeats > 1 ? ` (run ${rep + 1} of ${P.fanoutRepeats})` : ""}...`);
-        const x = await fanout(kind, subs);
-        runs[kind].push(x);
-        log(
-          `  ${fmtInt(x.deliveriesPerSec)} deliveries/s, ${fmtInt(x.publishesPerSec)} publishes/s ` +
-            `(publisher waited ${(100 * x.blockedByWindow).toFixed(0)}% on subscribers, ${(100 * x.blockedByConcurrency).toFixed(0)}% on Publish answers), server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerDelivery)} µs per delivery), ` +
-            `subscribers ${x.clientCpu.toFixed(0)}%, publisher ${x.publisherCpu.toFixed(0)}%, other processes ${x.foreignCpu.toFixed(0)}%`,
-        );
-        for (const n of x.notes) notes.push(`${row} ${kind}: ${n}`);
-        if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`${row} ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU during the measurement: not a quiet machine`);
-      }
+    const r: Partial<Record<Kind, FanoutResult>> = {};
+    for (const kind of KINDS) {
+      log(`${row}: ${kind}...`);
+      const x = await fanout(kind, subs, bytes);
+      r[kind] = x;
+      log(
+        `  ${fmtInt(x.deliveriesPerSec)} deliveries/s, ${fmtInt(x.publishesPerSec)} publishes/s ` +
+          `(publisher waited ${(100 * x.blockedByWindow).toFixed(0)}% on subscribers, ${(100 * x.blockedByConcurrency).toFixed(0)}% on Publish answers), server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerDelivery)} µs per delivery), ` +
+          `subscribers ${x.clientCpu.toFixed(0)}%, publisher ${x.publisherCpu.toFixed(0)}%, other processes ${x.foreignCpu.toFixed(0)}%`,
+      );
+      for (const n of x.notes) notes.push(`${row} ${kind}: ${n}`);
+      flagBusy(`${row} ${kind}`, x.foreignCpu);
     }
-    const r = { runnel: meanFanout(runs.runnel), baseline: meanFanout(runs.baseline) };
-    const [a, b] = [r.runnel!, r.baseline!];
-    rows.push({
-      label: `fan-out ${fmtInt(subs)} subs, 100 B events: deliveries/s${P.fanoutRepeats > 1 ? ` (mean of ${P.fanoutRepeats})` : ""}`,
-      runnel: fmtInt(a.deliveriesPerSec),
-      baseline: fmtInt(b.deliveriesPerSec),
-      ratio: `${fmtRatio(a.deliveriesPerSec / b.deliveriesPerSec)} (higher is better)`,
-    });
-    rows.push(cpuPerDeliveryRow(a, b));
-    rows.push({
-      label: `  CPU %: server / subscriber procs (of 200) / publisher`,
-      runnel: `${a.serverCpu.toFixed(0)} / ${a.clientCpu.toFixed(0)} / ${a.publisherCpu.toFixed(0)}`,
-      baseline: `${b.serverCpu.toFixed(0)} / ${b.clientCpu.toFixed(0)} / ${b.publisherCpu.toFixed(0)}`,
-      ratio: "",
-    });
+    const size = bytes === 100 ? "100 B" : `${bytes / 1024} KiB`;
+    rows.push(ratioRow(`fan-out ${fmtInt(subs)} subs, ${size} events: deliveries/s`, r, (x) => x.deliveriesPerSec, fmtInt, "higher"));
+    rows.push(ratioRow(`  server CPU per delivery, µs`, r, (x) => x.serverUsPerDelivery, fmtMs, "lower"));
+    rows.push(textRow(`  CPU %: server / subscriber procs (of 200) / publisher`, r, (x) => `${x.serverCpu.toFixed(0)} / ${x.clientCpu.toFixed(0)} / ${x.publisherCpu.toFixed(0)}`));
   }
 
   if (wanted("latency")) {
@@ -771,31 +788,20 @@ async function main(): Promise<void> {
           `server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerDelivery)} µs per delivery), subscribers ${x.clientCpu.toFixed(0)}%, other processes ${x.foreignCpu.toFixed(0)}%`,
       );
       for (const n of x.notes) notes.push(`latency ${kind}: ${n}`);
-      if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`latency ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU during the measurement: not a quiet machine`);
+      flagBusy(`latency ${kind}`, x.foreignCpu);
     }
-    const [a, b] = [r.runnel!, r.baseline!];
     const load = P.latencyPublishesPerSecond * P.latencySubscribers;
-    rows.push({
-      label: `publish->deliver, ${fmtInt(P.latencySubscribers)} subs @ ${fmtInt(load)} deliveries/s: p50 / p99 ms`,
-      runnel: `${fmtMs(a.p50)} / ${fmtMs(a.p99)}`,
-      baseline: `${fmtMs(b.p50)} / ${fmtMs(b.p99)}`,
-      ratio: `${fmtRatio(a.p50 / b.p50)} / ${fmtRatio(a.p99 / b.p99)} (lower is better)`,
-    });
-    rows.push(cpuPerDeliveryRow(a, b));
-    rows.push({
-      label: `  CPU %: server / subscriber procs (of 200)`,
-      runnel: `${a.serverCpu.toFixed(0)} / ${a.clientCpu.toFixed(0)}`,
-      baseline: `${b.serverCpu.toFixed(0)} / ${b.clientCpu.toFixed(0)}`,
-      ratio: "",
-    });
+    rows.push(pairRow(`publish->deliver, ${fmtInt(P.latencySubscribers)} subs @ ${fmtInt(load)} deliveries/s: p50 / p99 / p99.9 ms`, r, [(x) => x.p50, (x) => x.p99, (x) => x.p999], fmtMs));
+    rows.push(ratioRow(`  server CPU per delivery, µs`, r, (x) => x.serverUsPerDelivery, fmtMs, "lower"));
+    rows.push(textRow(`  CPU %: server / subscriber procs (of 200)`, r, (x) => `${x.serverCpu.toFixed(0)} / ${x.clientCpu.toFixed(0)}`));
   }
 
   if (wanted("cancel")) {
-    log(`cancel: runnel and baseline, interleaved...`);
-    const r = await cancelBoth();
+    log(`cancel: ${RPC_KINDS.join(", ")}, interleaved...`);
+    const r = await cancelAll();
     log(`  other processes took ${cancelForeignCpu.toFixed(0)}% CPU meanwhile`);
-    if (cancelForeignCpu > FOREIGN_CPU_WARN) notes.push(`cancel: other processes took ${cancelForeignCpu.toFixed(0)}% CPU during the measurement: not a quiet machine`);
-    for (const kind of KINDS) {
+    flagBusy("cancel", cancelForeignCpu);
+    for (const kind of RPC_KINDS) {
       log(`  ${kind}:`);
       for (const [name, x] of Object.entries(r[kind]!)) {
         const internal = x.internalP50 === undefined ? "" : `; of which abort listener -> released p50 ${fmtMs(x.internalP50)} ms p99 ${fmtMs(x.internalP99!)} ms`;
@@ -805,105 +811,42 @@ async function main(): Promise<void> {
       }
     }
     for (const tc of CANCEL_TRANSPORTS) {
-      const [a, b] = [r.runnel[tc.name]!, r.baseline[tc.name]!];
-      rows.push({
-        label: `cancel->release, ${tc.name}: p50 / p99 ms`,
-        runnel: `${fmtMs(a.p50)} / ${fmtMs(a.p99)}`,
-        baseline: `${fmtMs(b.p50)} / ${fmtMs(b.p99)}`,
-        ratio: `${fmtRatio(a.p50 / b.p50)} / ${fmtRatio(a.p99 / b.p99)} (lower is better)`,
-      });
+      const per: Partial<Record<Kind, CancelResult>> = {};
+      for (const kind of RPC_KINDS) per[kind] = r[kind]![tc.name];
+      rows.push(pairRow(`cancel->release, ${tc.name}: p50 / p99 ms`, per, [(x) => x.p50, (x) => x.p99], fmtMs));
     }
   }
 
   if (wanted("heap")) {
-    const r: Partial<Record<Kind, HeapResult>> = {};
-    for (const kind of KINDS) {
-      log(`heap: ${kind}...`);
-      r[kind] = await heap(kind);
-      const x = r[kind]!;
-      log(`  ${x.streams} idle streams: heapUsed ${fmtKb(x.heapBefore)} -> ${fmtKb(x.heapAfter)}, ${fmtKb(x.heapPerStream)} heap and ${fmtKb(x.rssPerStream)} RSS per stream`);
+    for (const n of heapStreams) {
+      const r: Partial<Record<Kind, HeapResult>> = {};
+      for (const kind of KINDS) {
+        if (kind === "baseline" && n > BASELINE_HEAP_MAX) continue;
+        log(`heap ${fmtInt(n)}: ${kind}...`);
+        r[kind] = await heap(kind, n);
+        const x = r[kind]!;
+        log(`  ${x.streams} idle streams: heapUsed ${fmtKb(x.heapBefore)} -> ${fmtKb(x.heapAfter)}, ${fmtKb(x.heapPerStream)} heap and ${fmtKb(x.rssPerStream)} RSS per stream, RSS ${fmtKb(x.rssAfter)}`);
+      }
+      rows.push(ratioRow(`heap per idle stream (${fmtInt(n)} streams, after full GC)`, r, (x) => x.heapPerStream, fmtKb, "lower"));
+      rows.push(ratioRow(`  RSS per idle stream`, r, (x) => x.rssPerStream, fmtKb, "lower"));
+      rows.push(ratioRow(`  server RSS, MB`, r, (x) => x.rssAfter / 2 ** 20, fmtInt, "lower"));
+      if (n > BASELINE_HEAP_MAX && KINDS.includes("baseline")) notes.push(`heap ${fmtInt(n)}: the naive baseline runs this row only up to ${fmtInt(BASELINE_HEAP_MAX)} streams`);
     }
-    const [a, b] = [r.runnel!, r.baseline!];
-    rows.push({
-      label: `heap per idle stream (${fmtInt(P.heapStreams)} streams, after full GC)`,
-      runnel: fmtKb(a.heapPerStream),
-      baseline: fmtKb(b.heapPerStream),
-      ratio: `${fmtRatio(a.heapPerStream / b.heapPerStream)} (lower is better)`,
-    });
-    rows.push({
-      label: `RSS per idle stream`,
-      runnel: fmtKb(a.rssPerStream),
-      baseline: fmtKb(b.rssPerStream),
-      ratio: `${fmtRatio(a.rssPerStream / b.rssPerStream)} (lower is better)`,
-    });
-  }
-
-  const redisRows: TableRow[] = [];
-  if (wanted("redis")) {
-    if (!redisAvailable()) notes.push("redis: redis-server is not installed (apt-get install redis-server); Redis rows skipped");
-    else redisRows.push(...(await redisSection(log, notes)));
   }
 
   console.log("");
   console.log(
-    `runnel vs naive connect-es baseline: subscribers over ${protocol} h2c (${P.clientProcesses} processes x ${P.connectionsPerProcess} connections), ` +
+    `runnel vs ${KINDS.filter((k) => k !== "runnel").join(", ")}: subscribers over ${protocol} h2c with ${rawClient ? "the raw gRPC client" : "connect-node"} (${P.clientProcesses} processes), ` +
       `${quick ? "--quick" : "full"} run, ${((Date.now() - startedAt) / 1000).toFixed(0)} s`,
   );
   console.log("");
   printTable(rows);
-  if (redisRows.length > 0) {
-    console.log("");
-    console.log("runnel on the Redis bus (2 nodes, subscribers split between them, publisher on node A) vs the memory bus (1 node); CPU is node A's");
-    console.log("");
-    printTable(redisRows, { label: "row", runnel: "redis bus, 2 nodes", baseline: "memory bus, 1 node", ratio: "redis/memory" });
-  }
   if (notes.length > 0) {
     console.log("");
     console.log("notes:");
     for (const n of notes) console.log(`  - ${n}`);
   }
   if (cpuProfDir !== undefined) console.log(`\nserver CPU profiles: ${cpuProfDir}`);
-}
-
-/**
- * The Redis bus next to the memory bus, same run: fan-out deliveries/s and
- * publish->deliver latency at 100 and 1,000 subscribers. One run each (the
- * machine is shared; the figures are indicative).
- */
-async function redisSection(log: (s: string) => void, notes: string[]): Promise<TableRow[]> {
-  const rows: TableRow[] = [];
-  const kinds = ["redis", "runnel"] as const;
-  for (const subs of [100, 1_000]) {
-    const f: Partial<Record<(typeof kinds)[number], FanoutResult>> = {};
-    for (const kind of kinds) {
-      log(`redis: fan-out ${subs} subs, ${kind === "redis" ? "redis bus (2 nodes)" : "memory bus"}...`);
-      const x = (f[kind] = await fanout(kind, subs));
-      log(`  ${fmtInt(x.deliveriesPerSec)} deliveries/s, ${fmtInt(x.publishesPerSec)} publishes/s, node A ${x.serverCpu.toFixed(0)}% CPU`);
-      for (const n of x.notes) notes.push(`redis fan-out ${subs} ${kind}: ${n}`);
-      if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`redis fan-out ${subs} ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU: not a quiet machine`);
-    }
-    rows.push({
-      label: `fan-out ${fmtInt(subs)} subs, 100 B events: deliveries/s`,
-      runnel: fmtInt(f.redis!.deliveriesPerSec),
-      baseline: fmtInt(f.runnel!.deliveriesPerSec),
-      ratio: `${fmtRatio(f.redis!.deliveriesPerSec / f.runnel!.deliveriesPerSec)} (higher is better)`,
-    });
-    const l: Partial<Record<(typeof kinds)[number], LatencyResult>> = {};
-    for (const kind of kinds) {
-      log(`redis: latency ${subs} subs, ${kind === "redis" ? "redis bus (2 nodes)" : "memory bus"}...`);
-      const x = (l[kind] = await latency(kind, subs));
-      log(`  p50 ${fmtMs(x.p50)} ms, p99 ${fmtMs(x.p99)} ms over ${fmtInt(x.samples)} deliveries`);
-      for (const n of x.notes) notes.push(`redis latency ${subs} ${kind}: ${n}`);
-      if (x.foreignCpu > FOREIGN_CPU_WARN) notes.push(`redis latency ${subs} ${kind}: other processes took ${x.foreignCpu.toFixed(0)}% CPU: not a quiet machine`);
-    }
-    rows.push({
-      label: `publish->deliver, ${fmtInt(subs)} subs @ ${P.latencyPublishesPerSecond} publishes/s: p50 / p99 ms`,
-      runnel: `${fmtMs(l.redis!.p50)} / ${fmtMs(l.redis!.p99)}`,
-      baseline: `${fmtMs(l.runnel!.p50)} / ${fmtMs(l.runnel!.p99)}`,
-      ratio: `${fmtRatio(l.redis!.p50 / l.runnel!.p50)} / ${fmtRatio(l.redis!.p99 / l.runnel!.p99)} (lower is better)`,
-    });
-  }
-  return rows;
 }
 
 process.on("unhandledRejection", (e) => {

@@ -28,8 +28,10 @@ const kind = process.argv[2];
 interface Under {
   h1Url: string;
   h2Url: string;
-  streams(): number;
+  streams(): number | Promise<number>;
   watchRelease(): void;
+  /** CPU and memory of the process that serves (this one, or nats-server). */
+  usage?(): { cpu: NodeJS.CpuUsage; mem: Partial<NodeJS.MemoryUsage> };
 }
 
 let releaseWatched = false;
@@ -38,12 +40,16 @@ const released = (extra: Record<string, unknown> = {}): void => {
 };
 
 async function start(): Promise<Under> {
-  if (kind === "runnel" || kind === "runnel-redis") {
+  if (kind === "runnel" || kind === "runnel-connect" || kind === "runnel-redis") {
     const { createServer } = await import("../src/server.js");
-    // Defaults everywhere (heartbeats, queue bounds, keepalive) except the address, the log level and,
-    // for runnel-redis, the bus (argv[3], a redis:// URL).
+    // Defaults everywhere (heartbeats, queue bounds, keepalive) except the address, the log level and:
+    // runnel-connect serves Subscribe through connect-es's own pipeline (the code before the lean write path);
+    // runnel-redis runs on the Redis bus (argv[3], a redis:// URL).
     const bus = kind === "runnel-redis" ? { bus: process.argv[3]! } : {};
-    const server = createServer({ host: "127.0.0.1", port: 0, logLevel: "silent", ...bus }, { logger: pino({ level: "silent" }) });
+    const server = createServer(
+      { host: "127.0.0.1", port: 0, logLevel: "silent", leanSubscribe: kind !== "runnel-connect", ...bus },
+      { logger: pino({ level: "silent" }) },
+    );
     await server.listen();
     return {
       h1Url: server.url,
@@ -63,6 +69,22 @@ async function start(): Promise<Under> {
     });
     return { h1Url: server.h1Url, h2Url: server.h2Url, streams: () => server.activeStreams(), watchRelease: () => undefined };
   }
+  if (kind === "nats") {
+    const { natsServerBinary, startNatsServer } = await import("./nats-server.js");
+    const binary = natsServerBinary();
+    if (binary === undefined) throw new Error("nats-server is not installed");
+    const nats = await startNatsServer(binary);
+    return {
+      h1Url: nats.url,
+      h2Url: nats.url,
+      streams: () => nats.subscriptions(),
+      watchRelease: () => undefined,
+      usage() {
+        const u = nats.usage();
+        return { cpu: u.cpu, mem: { rss: u.rss, heapUsed: Number.NaN } };
+      },
+    };
+  }
   throw new Error(`unknown server kind ${kind}`);
 }
 
@@ -78,8 +100,9 @@ async function fullGc(): Promise<void> {
 
 const under = await start();
 serveParent({
-  usage: () => ({ t: now(), cpu: process.cpuUsage(), mem: process.memoryUsage() }),
+  usage: () => ({ t: now(), ...(under.usage?.() ?? { cpu: process.cpuUsage(), mem: process.memoryUsage() }) }),
   "gc-mem": async () => {
+    if (under.usage !== undefined) return under.usage().mem; // another process: no GC to run
     await fullGc();
     return process.memoryUsage();
   },

@@ -60,6 +60,8 @@ export interface Config {
   readonly redisCommandTimeoutMs: number;
   /** Browser origins allowed to call runnel cross-origin (CORS); "*" allows any. Empty: CORS off. */
   readonly corsOrigins: readonly string[];
+  /** Serve Subscribe on the lean write path (src/stream/fast-path.ts); false: connect-es's own pipeline. */
+  readonly leanSubscribe: boolean;
 }
 
 /** The defaults: `npm start` runs with these. */
@@ -97,6 +99,7 @@ export const DEFAULTS: Config = {
   redisFirehoseMaxlen: 100_000,
   redisCommandTimeoutMs: 5_000,
   corsOrigins: [],
+  leanSubscribe: true,
 };
 
 /** A user mistake in flags: printed as one line, never with a stack. */

@@ -24,6 +24,8 @@ import { CorsPolicy } from "./http/cors.js";
 import { PageFiles } from "./http/page.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
 import { createTailService, TAIL_RPC } from "./services/tail-service.js";
+import { createFastSubscribeHandler, SUBSCRIBE_PATH } from "./services/subscribe-fast-path.js";
+import { fastRoute } from "./stream/fast-writer.js";
 import { Ledger } from "./stream/ledger.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
@@ -88,9 +90,11 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   const cors = new CorsPolicy(config.corsOrigins);
   const page = new PageFiles();
 
+  const valuesOf = (req: NodeRequest): RequestValues => new RequestValues(new NodeTransport(req, isDeadSession));
+  const eventDeps = { bus, ledger, config, onPublished: () => metrics.published.inc() };
   const connectHandler = connectNodeAdapter({
     routes(router) {
-      router.service(EventService, createEventService({ bus, ledger, config, onPublished: () => metrics.published.inc() }));
+      router.service(EventService, createEventService(eventDeps));
       router.service(TailService, tail.service);
       router.service(AdminService, createAdminService(ledger));
       // Last: health and reflection describe every service registered above.
@@ -98,10 +102,12 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     },
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
-    contextValues(req) {
-      return new RequestValues(new NodeTransport(req, isDeadSession));
-    },
+    contextValues: valuesOf,
   });
+  // Subscribe on the lean write path (src/stream/fast-path.ts), in front of connect-es's router.
+  const fastSubscribe = config.leanSubscribe
+    ? fastRoute(createFastSubscribeHandler(eventDeps, config), valuesOf, (e) => log.error({ err: e }, "subscribe failed"))
+    : undefined;
 
   function onRequest(req: NodeRequest, res: NodeResponse): void {
     const path = (req.url ?? "/").split("?")[0];
@@ -137,7 +143,8 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     }
     if (cors.preflight(req, res)) return;
     cors.decorate(req, res);
-    connectHandler(req, res);
+    if (fastSubscribe !== undefined && path === SUBSCRIBE_PATH) fastSubscribe(req, res);
+    else connectHandler(req, res);
   }
 
   const h1 = http.createServer(onRequest);

@@ -9,12 +9,15 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Bus, BusError, DeliverySink, GapNotice, StartPosition, StoredEvent } from "../bus/bus.js";
 import { isPattern, patternProblem, topicProblem } from "../bus/topic.js";
 import { clampHeartbeat, type Config } from "../config.js";
-import { openStream, type LiveStream, type StreamLimits } from "../stream/live-stream.js";
+import { openFramedStream, openStream, type LiveStream, type StreamLimits, type StreamSettings } from "../stream/live-stream.js";
+import type { OpenFramed } from "../stream/fast-path.js";
 import type { Ledger } from "../stream/ledger.js";
 import {
   EventService,
   PublishResponseSchema,
   SlowConsumerPolicy,
+  type SubscribeRequestSchema,
+  type SubscribeResponseSchema,
   type PublishRequest,
   type SubscribeRequest,
   type SubscribeResponse,
@@ -39,13 +42,8 @@ export interface EventServiceDeps {
 
 /** Build the EventService implementation. */
 export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof EventService> {
-  const { bus, ledger, config } = deps;
-  const limits: StreamLimits = {
-    queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
-    lifetimeMs: config.maxStreamLifetimeMs,
-    closeFlushMs: config.closeFlushMs,
-    retryAfterMs: config.retryAfterMs,
-  };
+  const { bus, ledger } = deps;
+  const subscribeParts = subscribePartsOf(deps);
   return {
     async publish(req: PublishRequest) {
       requireValid(topicProblem(req.topic) ?? headersProblem(req.headers));
@@ -59,27 +57,61 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
     },
 
     subscribe(req: SubscribeRequest, ctx: HandlerContext) {
-      const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
-      const settings = {
-        rpc: SUBSCRIBE_RPC,
-        topic: req.topic,
-        limits,
-        policy: req.slowConsumer === SlowConsumerPolicy.DROP_OLDEST ? ("drop-oldest" as const) : ("disconnect" as const),
-        heartbeatMs,
-      };
-      return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, (stream) => {
-        requireValid(patternProblem(req.topic) ?? startProblem(req));
-        stream.send(subscribedMessage(stream.id, heartbeatMs, bus.headCursor()));
-        try {
-          const subscription = bus.subscribe({ pattern: req.topic, start: startOf(req) }, new StreamSink(stream));
-          stream.own("bus_subscription", subscription);
-          stream.startAt(subscription.startCursor);
-          stream.onDrain(subscription);
-        } catch (e) {
-          throw statusOf(e);
-        }
-      });
+      const [settings, setup] = subscribeParts(req);
+      return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, setup);
     },
+  };
+}
+
+/**
+ * Subscribe on the lean write path (see src/stream/fast-path.ts): the same
+ * stream as `createEventService(deps).subscribe`, producing wire bytes.
+ */
+export function createFastSubscribe(deps: EventServiceDeps): OpenFramed<typeof SubscribeRequestSchema, typeof SubscribeResponseSchema> {
+  const subscribeParts = subscribePartsOf(deps);
+  return (req, ctx, output) => {
+    const [settings, setup] = subscribeParts(req);
+    return openFramedStream<SubscribeResponse>(ctx, deps.ledger, settings, subscribeMessages, setup, output);
+  };
+}
+
+type SubscribeSetup = (stream: LiveStream<SubscribeResponse>) => void;
+
+/** A Subscribe request's stream settings and setup, shared by both write paths. */
+function subscribePartsOf(deps: EventServiceDeps): (req: SubscribeRequest) => [StreamSettings, SubscribeSetup] {
+  const { bus, config } = deps;
+  const limits = streamLimitsOf(config);
+  return (req) => {
+    const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
+    const settings: StreamSettings = {
+      rpc: SUBSCRIBE_RPC,
+      topic: req.topic,
+      limits,
+      policy: req.slowConsumer === SlowConsumerPolicy.DROP_OLDEST ? "drop-oldest" : "disconnect",
+      heartbeatMs,
+    };
+    const setup = (stream: LiveStream<SubscribeResponse>): void => {
+      requireValid(patternProblem(req.topic) ?? startProblem(req));
+      stream.send(subscribedMessage(stream.id, heartbeatMs, bus.headCursor()));
+      try {
+        const subscription = bus.subscribe({ pattern: req.topic, start: startOf(req) }, new StreamSink(stream));
+        stream.own("bus_subscription", subscription);
+        stream.startAt(subscription.startCursor);
+        stream.onDrain(subscription);
+      } catch (e) {
+        throw statusOf(e);
+      }
+    };
+    return [settings, setup];
+  };
+}
+
+function streamLimitsOf(config: Config): StreamLimits {
+  return {
+    queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
+    lifetimeMs: config.maxStreamLifetimeMs,
+    closeFlushMs: config.closeFlushMs,
+    retryAfterMs: config.retryAfterMs,
   };
 }
 

@@ -53,6 +53,17 @@ export interface StreamSettings {
   readonly heartbeatMs: number;
 }
 
+/**
+ * How a framed stream (see `openFramedStream`) turns messages into wire bytes:
+ * one frame per message (shared bytes are welcome: the stream never mutates
+ * them) and, when the stream ends by itself, the protocol's last frame.
+ */
+export interface FramedOutput<T> {
+  frame(message: T): Uint8Array;
+  /** The stream ended while its client is still there: the end-of-stream frame for `error` (undefined: OK), or undefined when the protocol ends in trailers. */
+  end(error: ConnectError | undefined): Uint8Array | undefined;
+}
+
 /** Status codes a server-chosen end reports. */
 const CLOSE_CODE: Record<ServerEndCause, Code> = {
   slow_consumer: Code.ResourceExhausted,
@@ -73,6 +84,9 @@ const UNKNOWN_TRANSPORT: Transport = {
 
 /** Why a stream stopped when its client left without saying why (HTTP/1.1 has no cancel): one shared error. */
 const CLIENT_GONE = new ConnectError("client went away", Code.Canceled);
+
+/** End causes after which the exchange is gone: no end frame or trailers can reach the client. */
+const CLIENT_LEFT: ReadonlySet<EndCause> = new Set(["canceled", "disconnect", "dead_peer"]);
 
 /** The answer to a stream opened while the server shuts down. */
 const SHUTTING_DOWN = new ConnectError("server is shutting down", Code.Unavailable);
@@ -123,7 +137,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   private lastYieldMs = 0;
   private drainListener: { resume(): void } | undefined;
   private finallyNoted = false;
-  private generator: AsyncGenerator<T> | undefined;
+  private generator: AsyncGenerator<T> | AsyncGenerator<Uint8Array> | undefined;
   /** The call's deadline when the stream started (undefined: none), to classify client aborts near it. */
   private readonly deadlineMs: number | undefined;
 
@@ -337,24 +351,21 @@ export class LiveStream<T> implements LedgerEntry, Beating {
   }
 
   /** @internal wire the generator connect-es drives; see openStream. */
-  attach(generator: AsyncGenerator<T>): void {
+  attach(generator: AsyncGenerator<T> | AsyncGenerator<Uint8Array>): void {
     this.generator = generator;
   }
 
   /** @internal the generator body. */
   async *run(setup: (stream: LiveStream<T>) => void | Promise<void>): AsyncGenerator<T> {
-    this.started = true;
     try {
-      if (this.stopError !== undefined) throw this.stopError;
-      await setup(this);
+      await this.begin(setup);
       for (;;) {
-        const batch = this.queue.takeNow();
+        const batch = this.takeBatch();
         if (batch === undefined) {
           await this.queue.wait();
           continue;
         }
         if (batch === QUEUE_ENDED) return;
-        this.drainListener?.resume();
         // Events dropped (drop-oldest) were queued after the previous batch and before this one.
         const drops = this.takeDrops();
         if (drops !== undefined) {
@@ -374,14 +385,109 @@ export class LiveStream<T> implements LedgerEntry, Beating {
         }
       }
     } catch (e) {
-      if (!this.ended) {
-        this.markEnd("error");
-        this.releaseSources();
-      }
-      throw toConnectError(e);
+      throw this.failed(e);
     } finally {
-      this.noteFinally();
-      this.finish();
+      this.bodyDone();
+    }
+  }
+
+  /**
+   * @internal the framed generator body (see `openFramedStream`): one chunk per
+   * batch, the frames of every message queued since the last write joined
+   * into one buffer, so a stream that fell behind catches up in a few writes
+   * and an event costs no promise of its own. When the stream ends while its
+   * client is still there (anything but cancel, disconnect, dead peer), the
+   * protocol's last frame follows and the generator returns (it never throws:
+   * the end is in the bytes or trailers).
+   */
+  async *runFrames(
+    setup: (stream: LiveStream<T>) => void | Promise<void>,
+    output: FramedOutput<T>,
+  ): AsyncGenerator<Uint8Array> {
+    let endError: ConnectError | undefined;
+    try {
+      await this.begin(setup);
+      for (;;) {
+        const batch = this.takeBatch();
+        if (batch === undefined) {
+          await this.queue.wait();
+          continue;
+        }
+        if (batch === QUEUE_ENDED) break;
+        const chunk = this.frameBatch(batch, output);
+        this.lastYieldMs = Date.now();
+        this.atYield = true;
+        yield chunk;
+        this.atYield = false;
+        if (this.stopError !== undefined) throw this.stopError;
+      }
+    } catch (e) {
+      endError = this.failed(e);
+    } finally {
+      this.bodyDone();
+    }
+    // A client that left gets nothing more; one whose deadline passed is still there and gets the status.
+    if (this.transport.isClosed() || (this.endCause !== undefined && CLIENT_LEFT.has(this.endCause))) return;
+    const last = output.end(endError);
+    if (last !== undefined) yield last;
+  }
+
+  /** Everything queued, taken at once (a paused source may go on), QUEUE_ENDED, or undefined when empty. */
+  private takeBatch(): T[] | typeof QUEUE_ENDED | undefined {
+    const batch = this.queue.takeNow();
+    if (batch !== undefined && batch !== QUEUE_ENDED) this.drainListener?.resume();
+    return batch;
+  }
+
+  /** A generator body failed: a stream not ended yet ends with cause "error"; the error the client sees. */
+  private failed(e: unknown): ConnectError {
+    if (!this.ended) {
+      this.markEnd("error");
+      this.releaseSources();
+    }
+    return toConnectError(e);
+  }
+
+  /** A generator body's finally. */
+  private bodyDone(): void {
+    this.noteFinally();
+    this.finish();
+  }
+
+  /** The start of a generator body: nothing to set up for a stream that already ended. */
+  private async begin(setup: (stream: LiveStream<T>) => void | Promise<void>): Promise<void> {
+    this.started = true;
+    if (this.stopError !== undefined) throw this.stopError;
+    await setup(this);
+  }
+
+  /** The frames of a batch (drop reports first), joined; the stream's position and counters move as for `run`. */
+  private frameBatch(batch: readonly T[], output: FramedOutput<T>): Uint8Array {
+    const drops = this.takeDrops();
+    if (drops === undefined && batch.length === 1) {
+      this.account(batch[0]!);
+      return output.frame(batch[0]!);
+    }
+    const frames: Uint8Array[] = [];
+    let length = 0;
+    const add = (message: T): void => {
+      this.account(message);
+      const frame = output.frame(message);
+      frames.push(frame);
+      length += frame.length;
+    };
+    if (drops !== undefined) for (const message of drops) add(message);
+    for (const message of batch) add(message);
+    return Buffer.concat(frames, length);
+  }
+
+  /** A message is handed to the transport: an event moves the resume cursor and the counters. */
+  private account(message: T): void {
+    const cursor = this.messages.cursorOf(message);
+    if (cursor !== undefined) {
+      this.resumeCursor = cursor;
+      this.eventsSent++;
+      this.ledger.deliveredTotal++;
     }
   }
 
@@ -393,12 +499,7 @@ export class LiveStream<T> implements LedgerEntry, Beating {
    * iterator inside an async generator costs extra promises per message.
    */
   private beforeYield(message: T): void {
-    const cursor = this.messages.cursorOf(message);
-    if (cursor !== undefined) {
-      this.resumeCursor = cursor;
-      this.eventsSent++;
-      this.ledger.deliveredTotal++;
-    }
+    this.account(message);
     this.lastYieldMs = Date.now();
     this.atYield = true;
   }
@@ -523,6 +624,27 @@ export function openStream<T>(
 ): AsyncGenerator<T> {
   const stream = new LiveStream<T>(ctx, ledger, settings, messages);
   const generator = stream.run(setup);
+  stream.attach(generator);
+  return generator;
+}
+
+/**
+ * Open a server stream that produces wire bytes instead of messages: the
+ * lean write path. The caller (a protocol handler in front of connect-es)
+ * writes each chunk as it comes; `output` frames messages (encode once,
+ * share the bytes) and supplies the protocol's last frame. Same lifecycle,
+ * ledger and end causes as `openStream`.
+ */
+export function openFramedStream<T>(
+  ctx: HandlerContext,
+  ledger: Ledger,
+  settings: StreamSettings,
+  messages: StreamMessages<T>,
+  setup: (stream: LiveStream<T>) => void | Promise<void>,
+  output: FramedOutput<T>,
+): AsyncGenerator<Uint8Array> {
+  const stream = new LiveStream<T>(ctx, ledger, settings, messages);
+  const generator = stream.runFrames(setup, output);
   stream.attach(generator);
   return generator;
 }
