@@ -4,9 +4,10 @@
  * --help` can list them and tests can tighten them.
  */
 import { parseArgs } from "node:util";
+import { HARDENING_DEFAULTS, HARDENING_NUMERIC, hardeningProblem, type HardeningConfig } from "./limits/hardening-config.js";
 
 /** Everything `runnel serve` can be told. */
-export interface Config {
+export interface Config extends HardeningConfig {
   readonly host: string;
   readonly port: number;
   readonly tailDirs: readonly string[];
@@ -75,6 +76,7 @@ export const DEFAULTS: Config = {
   tlsCert: undefined,
   tlsKey: undefined,
   logLevel: "info",
+  ...HARDENING_DEFAULTS,
 };
 
 /** A user mistake in flags: printed as one line, never with a stack. */
@@ -103,6 +105,7 @@ const NUMERIC: ReadonlyArray<readonly [string, keyof Config, number]> = [
   ["read-max-bytes", "readMaxBytes", 1024],
   ["max-timeout-ms", "maxTimeoutMs", 1],
   ["retry-after-ms", "retryAfterMs", 0],
+  ...HARDENING_NUMERIC,
 ];
 
 /** Help text for `runnel serve`, generated from the same table the parser uses. */
@@ -116,6 +119,8 @@ export function serveHelp(): string {
     `  --bus memory|redis://...    event bus (default ${DEFAULTS.bus})`,
     "  --tls-cert FILE --tls-key FILE  serve TLS with ALPN h2 and http/1.1",
     `  --log-level LEVEL           pino level (default ${DEFAULTS.logLevel})`,
+    "  --auth FILE                 bearer token hashes and JWT settings (README: Auth)",
+    "  --insecure-public           allow a non-loopback --host without --auth",
   ];
   for (const [flag, key] of NUMERIC) {
     if (flag === "port") continue;
@@ -133,6 +138,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     "log-level": { type: "string" },
+    auth: { type: "string" },
+    "insecure-public": { type: "boolean" },
     help: { type: "boolean" },
   };
   for (const [flag] of NUMERIC) options[flag] = { type: "string" };
@@ -163,6 +170,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   config.logLevel = pick("log-level") ?? DEFAULTS.logLevel;
   config.tlsCert = pick("tls-cert");
   config.tlsKey = pick("tls-key");
+  config.auth = pick("auth");
+  config.insecurePublic = values["insecure-public"] === true || env.RUNNEL_INSECURE_PUBLIC === "1";
   const dirs = values["tail-dir"];
   config.tailDirs = Array.isArray(dirs) ? dirs.map(String) : (env.RUNNEL_TAIL_DIR?.split(":").filter(Boolean) ?? []);
   return validate(config as unknown as Config);
@@ -180,6 +189,8 @@ export function validate(config: Config): Config {
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError("--tls-cert and --tls-key go together");
   }
+  const hardening = hardeningProblem(config);
+  if (hardening !== undefined) throw new ConfigError(hardening);
   return config;
 }
 

@@ -20,6 +20,10 @@ import { routeByPreface } from "./net/preface-router.js";
 import { createAdminService } from "./services/admin-service.js";
 import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
 import { Ledger } from "./stream/ledger.js";
+import { createGate } from "./auth/gate.js";
+import { hardeningProblem } from "./limits/hardening-config.js";
+import { Limits } from "./limits/limits.js";
+import { armHttp1Timeouts, guardRequestBody } from "./net/request-deadline.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
@@ -31,6 +35,8 @@ export interface RunnelServer {
   readonly bus: Bus;
   readonly metrics: Metrics;
   readonly connections: Connections;
+  /** Stream counts, publish rate and sizes; TailService asks it too (admitStream, hit). */
+  readonly limits: Limits;
   readonly log: Logger;
   /** Base URL once listening, for example http://127.0.0.1:8080. */
   readonly url: string;
@@ -57,6 +63,8 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
 /** Build a server from a config. Nothing listens until `listen()`. */
 export function createServer(partial: Partial<Config> = {}, parts: ServerParts = {}): RunnelServer {
   const config: Config = { ...DEFAULTS, ...partial };
+  const hardening = hardeningProblem(config);
+  if (hardening !== undefined) throw new ConfigError(hardening);
   const log = parts.logger ?? pino({ level: config.logLevel, base: undefined });
   if (parts.bus === undefined && config.bus !== "memory") {
     throw new ConfigError(`--bus ${config.bus}: only the embedded memory bus is available in this version`);
@@ -71,15 +79,18 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     });
   const ledger = new Ledger();
   const metrics = createMetrics(ledger, bus, [SUBSCRIBE_RPC]);
+  const gate = createGate(config.auth, metrics.registry);
+  const limits = new Limits(config, ledger, metrics.registry);
   const connections = new Connections();
   let shuttingDown = false;
   let address: AddressInfo | undefined;
 
   const connectHandler = connectNodeAdapter({
     routes(router) {
-      router.service(EventService, createEventService({ bus, ledger, config, onPublished: () => metrics.published.inc() }));
+      router.service(EventService, createEventService({ bus, ledger, config, limits, onPublished: () => metrics.published.inc() }));
       router.service(AdminService, createAdminService(ledger));
     },
+    interceptors: [gate.interceptor],
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
     contextValues(req) {
@@ -103,8 +114,17 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       return;
     }
     if (req.method === "GET" && path === "/metrics") {
-      metrics.render().then(
+      gate
+        .scrapeStatus(req.headers.authorization)
+        .then((status) => {
+          if (status === 200) return metrics.render();
+          res.writeHead(status, { "content-type": "text/plain", ...(status === 401 ? { "www-authenticate": "Bearer" } : {}) });
+          res.end(status === 401 ? "bearer token required\n" : "admin right required\n");
+          return undefined;
+        })
+        .then(
         (text) => {
+          if (text === undefined) return;
           res.writeHead(200, { "content-type": metrics.contentType });
           res.end(text);
         },
@@ -115,11 +135,16 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       );
       return;
     }
+    if ("stream" in req) guardRequestBody(req, res as Http2ServerResponse, config.requestTimeoutMs, () => log.debug("http/2 request body too slow"));
     connectHandler(req, res);
   }
 
-  const h1 = http.createServer(onRequest);
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, onRequest);
+  const h1 = http.createServer({ maxHeaderSize: config.maxHttpHeaderBytes }, onRequest);
+  armHttp1Timeouts(h1, config.headersTimeoutMs, config.requestTimeoutMs);
+  const h2 = http2.createServer(
+    { settings: { maxConcurrentStreams: config.h2MaxConcurrentStreams, maxHeaderListSize: config.maxHttpHeaderBytes } },
+    onRequest,
+  );
   h1.on("clientError", (err, socket) => {
     log.debug({ err }, "http/1.1 client error");
     socket.destroy();
@@ -178,6 +203,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     bus,
     metrics,
     connections,
+    limits,
     log,
     get url() {
       if (address === undefined) throw new Error("server is not listening");
