@@ -22,7 +22,7 @@ export const OPEN_DOOR: Authenticator = {
 };
 
 /** Longest bearer credential looked at (a JWT with many rights fits; megabytes of junk do not get parsed). */
-const MAX_CREDENTIAL_CHARS = 16 * 1024;
+const MAX_CREDENTIAL_CHARS = 8 * 1024;
 
 /** Build the authenticator for an auth file. */
 export function createAuthenticator(file: AuthFile): Authenticator {

@@ -107,7 +107,7 @@ export async function subscribe(argv: string[]): Promise<number> {
     slowConsumer: values["drop-oldest"] ? 2 : 0,
   };
   const json = values.json ?? false;
-  const client = createClient(EventService, clientTransport(values.url, values.protocol));
+  const client = createClient(EventService, clientTransport(values.url, values.protocol, values.token));
   const interrupt = interruptSignal();
   const pipe = brokenPipeSignal();
   try {

@@ -84,13 +84,13 @@ export class Limits {
     }
   }
 
-  /** Topic or pattern length and depth. */
-  checkTopic(topic: string): void {
+  /** Topic or pattern length and depth (`what` names it in the message). */
+  checkTopic(topic: string, what: "topic" | "pattern" = "topic"): void {
     const c = this.config;
-    if (topic.length > c.maxTopicLength) throw this.hit("topic_length", `topic is longer than ${c.maxTopicLength} characters`);
+    if (topic.length > c.maxTopicLength) throw this.hit("topic_length", `${what} is longer than ${c.maxTopicLength} characters`);
     let depth = 1;
     for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 46) depth++;
-    if (depth > c.maxTopicDepth) throw this.hit("topic_depth", `topic has more than ${c.maxTopicDepth} tokens`);
+    if (depth > c.maxTopicDepth) throw this.hit("topic_depth", `${what} has more than ${c.maxTopicDepth} tokens`);
   }
 
   /** Everything a publish is bounded by: rate, topic, payload and headers. */

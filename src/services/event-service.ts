@@ -75,7 +75,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       };
       return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, (stream) => {
         deps.limits.admitStream(tally);
-        deps.limits.checkTopic(req.topic);
+        deps.limits.checkTopic(req.topic, "pattern");
         requireValid(patternProblem(req.topic) ?? startProblem(req));
         requireSubscribe(ctx, req.topic);
         stream.send(subscribedMessage(stream.id, heartbeatMs, bus.headCursor()));
