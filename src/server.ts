@@ -24,6 +24,7 @@ import { createGate } from "./auth/gate.js";
 import { hardeningProblem } from "./limits/hardening-config.js";
 import { Limits } from "./limits/limits.js";
 import { armHttp1Timeouts, guardRequestBody } from "./net/request-deadline.js";
+import { answerClientError, headerBytes } from "./net/client-error.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
@@ -135,6 +136,12 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       );
       return;
     }
+    if ("stream" in req && headerBytes(req.rawHeaders) > config.maxHttpHeaderBytes) {
+      // node's HTTP/2 server does not enforce the advertised SETTINGS_MAX_HEADER_LIST_SIZE itself.
+      res.writeHead(431, { "content-type": "text/plain" });
+      res.end("request header block too large\n");
+      return;
+    }
     if ("stream" in req) guardRequestBody(req, res as Http2ServerResponse, config.requestTimeoutMs, () => log.debug("http/2 request body too slow"));
     connectHandler(req, res);
   }
@@ -145,9 +152,9 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     { settings: { maxConcurrentStreams: config.h2MaxConcurrentStreams, maxHeaderListSize: config.maxHttpHeaderBytes } },
     onRequest,
   );
-  h1.on("clientError", (err, socket) => {
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     log.debug({ err }, "http/1.1 client error");
-    socket.destroy();
+    answerClientError(err, socket);
   });
   h2.on("session", (session: Http2Session) => {
     connections.addSession(session);
