@@ -93,11 +93,15 @@ export class Limits {
     if (depth > c.maxTopicDepth) throw this.hit("topic_depth", `${what} has more than ${c.maxTopicDepth} tokens`);
   }
 
-  /** Everything a publish is bounded by: rate, topic, payload and headers. */
-  admitPublish(principal: Principal, topic: string, data: Uint8Array, headers: Record<string, string>): void {
+  /**
+   * Everything a publish is bounded by: rate (per token; per remote address
+   * when auth is off), topic, payload and headers.
+   */
+  admitPublish(ctx: HandlerContext, principal: Principal, topic: string, data: Uint8Array, headers: Record<string, string>): void {
     const c = this.config;
-    if (!this.publishBuckets.take(principal.name)) {
-      throw this.hit("publish_rate", `${principal.name} is over its publish rate of ${c.publishRate}/s; slow down`);
+    const who = principal.name === "anonymous" ? peerAddress(ctx) : principal.name;
+    if (!this.publishBuckets.take(who)) {
+      throw this.hit("publish_rate", `${who} is over its publish rate of ${c.publishRate}/s; slow down`);
     }
     this.checkTopic(topic);
     if (data.byteLength > c.maxEventBytes) throw this.hit("event_bytes", `event data is ${data.byteLength} bytes (at most ${c.maxEventBytes})`);

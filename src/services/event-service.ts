@@ -50,7 +50,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
   return {
     async publish(req: PublishRequest, ctx: HandlerContext) {
       const principal = principalOf(ctx);
-      deps.limits.admitPublish(principal, req.topic, req.data, req.headers);
+      deps.limits.admitPublish(ctx, principal, req.topic, req.data, req.headers);
       requireValid(topicProblem(req.topic) ?? headersProblem(req.headers));
       requirePublish(ctx, req.topic);
       try {
