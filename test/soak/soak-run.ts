@@ -5,7 +5,7 @@
  * Afterwards every subscriber must have every event exactly once (or an
  * honest Gap), and the server must be back to its baseline.
  */
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EventService } from "../../gen/runnel/v1/event_pb.js";
 import { matches } from "../../src/bus/topic.js";
@@ -35,6 +35,8 @@ export interface SoakReport {
   /** Achieved publish rate, events/s (below the target when the machine cannot keep up). */
   publishedPerSecond: number;
   publishFailures: number;
+  /** Publishes retried after Unavailable (the publisher's own connection was lost: keepalive under load). */
+  publishRetries: number;
   received: number;
   duplicates: number;
   holes: number;
@@ -48,6 +50,19 @@ export interface SoakReport {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A publish retried (up to 3 times) when its connection was lost; other errors are failures. */
+async function publishWithRetry<T>(call: () => Promise<T>, onRetry: () => void): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (attempt >= 3 || ConnectError.from(e).code !== Code.Unavailable) throw e;
+      onRetry();
+      await sleep(100);
+    }
+  }
+}
+
 /** Run a soak against `server`; returns the figures (assertions are the caller's). */
 export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<SoakReport> {
   const started = Date.now();
@@ -55,8 +70,8 @@ export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<Soa
   const subs: SoakSubscriber[] = [];
   for (let i = 0; i < o.subscribers; i++) {
     if (i < o.childSubscribers) subs.push(new ChildSubscriber(o.cliPath, server.url, topics[i % topics.length]!));
-    else if (i < o.childSubscribers + o.patternSubscribers) subs.push(new InProcessSubscriber(server.port, "soak.>", i, i % 2 === 0, 3_000));
-    else subs.push(new InProcessSubscriber(server.port, topics[i % topics.length]!, i, i % 2 === 0, 3_000));
+    else if (i < o.childSubscribers + o.patternSubscribers) subs.push(new InProcessSubscriber(server.port, "soak.>", i, i % 2 === 0, 5_000));
+    else subs.push(new InProcessSubscriber(server.port, topics[i % topics.length]!, i, i % 2 === 0, 5_000));
   }
 
   // Publisher: a tick every 20 ms publishing its share of the rate, round robin over the topics.
@@ -64,27 +79,30 @@ export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<Soa
   const published = new Map<string, bigint>();
   let publishedCount = 0;
   let publishFailures = 0;
+  let publishRetries = 0;
   let next = 0;
   let publishing = true;
+  // Publishes are pipelined (up to 256 in flight), so round-trip time does not cap the rate.
+  const inFlight = new Set<Promise<void>>();
   const publishLoop = (async () => {
     const from = Date.now();
     while (publishing) {
       // What the rate owes by now (a slow tick is made up for, up to a tenth of a second's worth at once).
       const owed = Math.min(Math.floor((o.publishPerSecond * (Date.now() - from)) / 1000) - next, Math.ceil(o.publishPerSecond / 10));
-      const batch: Promise<void>[] = [];
-      for (let i = 0; i < owed; i++) {
+      for (let i = 0; i < owed && inFlight.size < 256; i++) {
         const topic = topics[next++ % topics.length]!;
-        batch.push(
-          publisher.publish({ topic, data: new TextEncoder().encode(`e${next}`) }).then(
+        const data = new TextEncoder().encode(`e${next}`);
+        const p: Promise<void> = publishWithRetry(() => publisher.publish({ topic, data }), () => publishRetries++)
+          .then(
             (r) => {
               publishedCount++;
               if (r.seq > (published.get(topic) ?? 0n)) published.set(topic, r.seq);
             },
             () => void publishFailures++,
-          ),
-        );
+          )
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
       }
-      await Promise.all(batch);
       await sleep(20);
     }
   })();
@@ -108,6 +126,7 @@ export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<Soa
   }
   publishing = false;
   await publishLoop;
+  await Promise.all(inFlight);
   const publishSeconds = (Date.now() - started) / 1000;
 
   // Catch-up: every subscriber reaches the last seq of every topic it covers.
@@ -124,6 +143,7 @@ export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<Soa
     published: publishedCount,
     publishedPerSecond: Math.round(publishedCount / publishSeconds),
     publishFailures,
+    publishRetries,
     received: sum((s) => s.check.received),
     duplicates: sum((s) => s.check.duplicates),
     holes: sum((s) => s.check.holes),
