@@ -48,8 +48,13 @@ export class Limits {
 
   /** Count a hit and build the error (for limits enforced elsewhere, e.g. the tail line length). */
   hit(limit: LimitName, message: string): ConnectError {
-    this.hits.inc({ limit });
+    this.noteHit(limit);
     return new ConnectError(message, Code.ResourceExhausted);
+  }
+
+  /** Count a hit that is handled without an error (a tail line cut at --max-tail-line-bytes). */
+  noteHit(limit: LimitName): void {
+    this.hits.inc({ limit });
   }
 
   /**
