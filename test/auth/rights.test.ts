@@ -5,7 +5,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseAuthFile } from "../../src/auth/auth-file.js";
+import { loadAuthFile, parseAuthFile } from "../../src/auth/auth-file.js";
+import { createServer } from "../../src/server.js";
 import { globMatches, mayTail, patternContains, type Rights } from "../../src/auth/rights.js";
 import { matches } from "../../src/bus/topic.js";
 import { ConfigError, parseServeArgs } from "../../src/config.js";
@@ -90,6 +91,11 @@ describe("auth file", () => {
     [{ tokens: [{ name: "x", sha256: hash, admin: "yes" }] }, /must be true or false/],
     [{ jwt: { issuer: "x" } }, /"jwks"/],
   ];
+  it("a missing or unparsable file is a ConfigError naming it, and the server does not start", () => {
+    expect(() => loadAuthFile("/nonexistent/auth.json")).toThrow(/--auth \/nonexistent\/auth\.json: ENOENT/);
+    expect(() => createServer({ port: 0, auth: "/nonexistent/auth.json" })).toThrow(ConfigError);
+    expect(() => createServer({ port: 0, host: "0.0.0.0" })).toThrow(/--insecure-public/);
+  });
   for (const [raw, message] of bad) {
     it(`refuses ${JSON.stringify(raw).slice(0, 60)}`, () => {
       expect(() => parseAuthFile(raw, "/tmp/auth.json")).toThrow(ConfigError);
