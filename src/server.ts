@@ -91,7 +91,8 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       router.service(EventService, createEventService({ bus, ledger, config, limits, onPublished: () => metrics.published.inc() }));
       router.service(AdminService, createAdminService(ledger));
     },
-    interceptors: [gate.interceptor],
+    // Without --auth every caller is ANONYMOUS (the context key's default): no interceptor, no cost.
+    interceptors: gate.authenticator.enabled ? [gate.interceptor] : [],
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
     contextValues(req) {
