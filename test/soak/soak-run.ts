@@ -68,7 +68,10 @@ export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<Soa
   const started = Date.now();
   const topics = Array.from({ length: o.topics }, (_, i) => `soak.t${i}`);
   const subs: SoakSubscriber[] = [];
+  // Subscribers start spread over a ramp (a tenth of the run, at most 30 s), not all in the same instant.
+  const rampMs = Math.min(30_000, o.durationMs / 10);
   for (let i = 0; i < o.subscribers; i++) {
+    if (i > 0) await sleep(rampMs / o.subscribers);
     if (i < o.childSubscribers) subs.push(new ChildSubscriber(o.cliPath, server.url, topics[i % topics.length]!));
     else if (i < o.childSubscribers + o.patternSubscribers) subs.push(new InProcessSubscriber(server.port, "soak.>", i, i % 2 === 0, 5_000));
     else subs.push(new InProcessSubscriber(server.port, topics[i % topics.length]!, i, i % 2 === 0, 5_000));
@@ -120,7 +123,10 @@ export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<Soa
     if (Date.now() - lastSample >= 1_000) {
       lastSample = Date.now();
       rssMb.push(Math.round(process.memoryUsage().rss / 1048576));
-      if (rssMb.length % 30 === 0) o.log(`soak ${Math.round((Date.now() - started) / 1000)} s: published ${publishedCount}, live streams ${server.ledger.size}, rss ${rssMb.at(-1)} MB`);
+      if (rssMb.length % 30 === 0) {
+        const up = subs.filter((s) => s.connected).length;
+        o.log(`soak ${Math.round((Date.now() - started) / 1000)} s: published ${publishedCount}, live streams ${server.ledger.size}, in-process subscribers up ${up}, rss ${rssMb.at(-1)} MB`);
+      }
     }
     await sleep(o.chaosEveryMs);
   }

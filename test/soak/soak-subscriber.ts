@@ -62,6 +62,8 @@ export interface SoakSubscriber {
   readonly topic: string;
   readonly check: DeliveryCheck;
   readonly restarts: number;
+  /** True while its stream is up (in-process subscribers only). */
+  readonly connected: boolean;
   /** The chaos this subscriber can be hit with. */
   readonly kinds: readonly ChaosKind[];
   hit(kind: ChaosKind): void;
@@ -82,6 +84,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class InProcessSubscriber implements SoakSubscriber {
   readonly check = new DeliveryCheck();
   restarts = 0;
+  connected = false;
   readonly kinds: readonly ChaosKind[];
   private stopped = false;
   private attempt: AbortController | undefined;
@@ -118,19 +121,25 @@ export class InProcessSubscriber implements SoakSubscriber {
       const baseUrl = this.proxy?.url ?? `http://127.0.0.1:${this.serverPort}`;
       const client = createClient(EventService, TRANSPORT_MAKERS[this.index % TRANSPORT_MAKERS.length]!(baseUrl));
       const start: SubscribeRequest["start"] = this.check.cursor === "" ? { case: "earliest", value: true } : { case: "afterCursor", value: this.check.cursor };
+      // Silence means no message for `silenceMs` once the stream is up; setting up gets four times as long
+      // (on a loaded machine hundreds of connections being set up at once are slow, not silent).
       let lastMessageMs = Date.now();
+      let allowedMs = this.silenceMs * 4;
       const watchdog = setInterval(() => {
-        if (Date.now() - lastMessageMs > this.silenceMs) attempt.abort();
+        if (Date.now() - lastMessageMs > allowedMs) attempt.abort();
       }, Math.max(100, this.silenceMs / 4));
       try {
         for await (const m of client.subscribe({ topic: this.topic, start, heartbeatMs: 1_000 }, { signal: attempt.signal })) {
           lastMessageMs = Date.now();
+          allowedMs = this.silenceMs;
+          this.connected = true;
           if (m.kind.case === "event") this.check.event(m.kind.value.topic, m.kind.value.seq, m.kind.value.cursor);
           else if (m.kind.case === "gap") this.check.gap(m.kind.value.topic, m.kind.value.fromSeq, m.kind.value.toSeq);
         }
       } catch {
         // Every way the attempt can end is a reason to resume.
       } finally {
+        this.connected = false;
         clearInterval(watchdog);
         attempt.abort();
         await this.proxy?.close();
@@ -147,6 +156,7 @@ export class InProcessSubscriber implements SoakSubscriber {
 export class ChildSubscriber implements SoakSubscriber {
   readonly check = new DeliveryCheck();
   restarts = 0;
+  readonly connected = false; // not known from outside the process
   readonly kinds: readonly ChaosKind[] = ["sigkill"];
   private stopped = false;
   private child: ChildProcess | undefined;

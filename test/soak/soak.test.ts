@@ -1,7 +1,8 @@
 /**
  * The soak, short inside `npm test` (about 20 s, 30 subscribers, 200
  * events/s) and long with `npm run test:soak` (RUNNEL_SOAK=1: 10 minutes,
- * 500 subscribers, 2,000 events/s). See soak-run.ts for what it does.
+ * 500 subscribers, 2,000 events/s; RUNNEL_SOAK_SUBSCRIBERS, RUNNEL_SOAK_RATE
+ * and RUNNEL_SOAK_SECONDS override). See soak-run.ts for what it does.
  */
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -13,8 +14,22 @@ import { runSoak, type SoakOptions } from "./soak-run.js";
 const LONG = process.env.RUNNEL_SOAK === "1";
 const cliPath = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
 
+/** A whole-number override from the environment (RUNNEL_SOAK_SUBSCRIBERS, _RATE, _SECONDS). */
+const fromEnv = (name: string, fallback: number): number => {
+  const v = Number(process.env[`RUNNEL_SOAK_${name}`]);
+  return Number.isSafeInteger(v) && v > 0 ? v : fallback;
+};
+
 const OPTIONS: Omit<SoakOptions, "cliPath" | "log"> = LONG
-  ? { subscribers: 500, childSubscribers: 10, patternSubscribers: 5, topics: 100, publishPerSecond: 2_000, durationMs: 600_000, chaosEveryMs: 100 }
+  ? {
+      subscribers: fromEnv("SUBSCRIBERS", 500),
+      childSubscribers: 10,
+      patternSubscribers: 5,
+      topics: 100,
+      publishPerSecond: fromEnv("RATE", 2_000),
+      durationMs: fromEnv("SECONDS", 600) * 1000,
+      chaosEveryMs: 100,
+    }
   : { subscribers: 30, childSubscribers: 2, patternSubscribers: 2, topics: 10, publishPerSecond: 200, durationMs: 20_000, chaosEveryMs: 150 };
 
 describe("soak", () => {
@@ -63,6 +78,6 @@ describe("soak", () => {
       expect(median(late)).toBeLessThan(median(early) * 1.5 + 50);
       await server.shutdown(2_000);
     },
-    LONG ? 1_200_000 : 180_000,
+    LONG ? OPTIONS.durationMs + 600_000 : 180_000,
   );
 });
