@@ -182,6 +182,9 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
         )
       : net.createServer((socket) => routeByPreface(socket, { h1: toH1, h2: toH2 }));
   front.on("connection", (socket: Socket) => {
+    // Until the preface router hands it on, nobody else listens for this socket's errors: a peer that
+    // resets the connection before its first byte would otherwise be an uncaught ECONNRESET.
+    socket.on("error", (err) => log.debug({ err }, "socket error"));
     connections.addSocket(socket);
     // HTTP/1.1 has no PING: let the kernel probe connections on which nothing at all flows
     // (idle keep-alive sockets, streams between rare heartbeats) so a vanished host is found.

@@ -55,6 +55,19 @@ describe("http defences", () => {
     await server.shutdown(1_000);
   });
 
+  it("connections reset before, during and after the protocol sniff do not crash the server", async () => {
+    for (const bytes of ["", "PRI * HTTP/2.0\r\n", "GET /heal"]) {
+      for (let i = 0; i < 10; i++) {
+        const c = net.connect(server.port, "127.0.0.1");
+        await new Promise((r) => c.once("connect", r));
+        if (bytes !== "") await new Promise((r) => c.write(bytes, r));
+        c.resetAndDestroy();
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    await stillServes(server);
+  });
+
   it("HTTP/1.1 headers dribbled one line at a time: 408 and the connection closed", async () => {
     let timer: NodeJS.Timeout | undefined;
     const r = await rawH1(server.port, (s) => {

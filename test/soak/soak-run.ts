@@ -124,8 +124,9 @@ export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<Soa
       lastSample = Date.now();
       rssMb.push(Math.round(process.memoryUsage().rss / 1048576));
       if (rssMb.length % 30 === 0) {
-        const up = subs.filter((s) => s.connected).length;
-        o.log(`soak ${Math.round((Date.now() - started) / 1000)} s: published ${publishedCount}, live streams ${server.ledger.size}, in-process subscribers up ${up}, rss ${rssMb.at(-1)} MB`);
+        const states: Record<string, number> = {};
+        for (const s of subs) if (s instanceof InProcessSubscriber) states[s.state] = (states[s.state] ?? 0) + 1;
+        o.log(`soak ${Math.round((Date.now() - started) / 1000)} s: published ${publishedCount}, live streams ${server.ledger.size}, in-process subscribers ${JSON.stringify(states)}, rss ${rssMb.at(-1)} MB`);
       }
     }
     await sleep(o.chaosEveryMs);

@@ -62,8 +62,6 @@ export interface SoakSubscriber {
   readonly topic: string;
   readonly check: DeliveryCheck;
   readonly restarts: number;
-  /** True while its stream is up (in-process subscribers only). */
-  readonly connected: boolean;
   /** The chaos this subscriber can be hit with. */
   readonly kinds: readonly ChaosKind[];
   hit(kind: ChaosKind): void;
@@ -84,7 +82,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class InProcessSubscriber implements SoakSubscriber {
   readonly check = new DeliveryCheck();
   restarts = 0;
-  connected = false;
+  /** Where the resume loop is, for the soak's progress lines (a subscriber stuck in one place shows up there). */
+  state: "relay" | "subscribing" | "streaming" | "closing_relay" | "waiting" | "stopped" = "relay";
   readonly kinds: readonly ChaosKind[];
   private stopped = false;
   private attempt: AbortController | undefined;
@@ -117,6 +116,7 @@ export class InProcessSubscriber implements SoakSubscriber {
   private async run(): Promise<void> {
     while (!this.stopped) {
       const attempt = (this.attempt = new AbortController());
+      this.state = "relay";
       this.proxy = this.viaProxy ? await startTcpProxy(this.serverPort) : undefined;
       const baseUrl = this.proxy?.url ?? `http://127.0.0.1:${this.serverPort}`;
       const client = createClient(EventService, TRANSPORT_MAKERS[this.index % TRANSPORT_MAKERS.length]!(baseUrl));
@@ -128,27 +128,30 @@ export class InProcessSubscriber implements SoakSubscriber {
       const watchdog = setInterval(() => {
         if (Date.now() - lastMessageMs > allowedMs) attempt.abort();
       }, Math.max(100, this.silenceMs / 4));
+      this.state = "subscribing";
       try {
         for await (const m of client.subscribe({ topic: this.topic, start, heartbeatMs: 1_000 }, { signal: attempt.signal })) {
           lastMessageMs = Date.now();
           allowedMs = this.silenceMs;
-          this.connected = true;
+          this.state = "streaming";
           if (m.kind.case === "event") this.check.event(m.kind.value.topic, m.kind.value.seq, m.kind.value.cursor);
           else if (m.kind.case === "gap") this.check.gap(m.kind.value.topic, m.kind.value.fromSeq, m.kind.value.toSeq);
         }
       } catch {
         // Every way the attempt can end is a reason to resume.
       } finally {
-        this.connected = false;
         clearInterval(watchdog);
         attempt.abort();
+        this.state = "closing_relay";
         await this.proxy?.close();
         this.proxy = undefined;
       }
-      if (this.stopped) return;
+      if (this.stopped) break;
       this.restarts++;
+      this.state = "waiting";
       await sleep(20 + Math.floor(Math.random() * 100));
     }
+    this.state = "stopped";
   }
 }
 
@@ -156,7 +159,6 @@ export class InProcessSubscriber implements SoakSubscriber {
 export class ChildSubscriber implements SoakSubscriber {
   readonly check = new DeliveryCheck();
   restarts = 0;
-  readonly connected = false; // not known from outside the process
   readonly kinds: readonly ChaosKind[] = ["sigkill"];
   private stopped = false;
   private child: ChildProcess | undefined;
