@@ -43,7 +43,9 @@ describe("soak", () => {
         pingTimeoutMs: 3_000,
         writeTimeoutMs: 3_000,
         heartbeatMinMs: 500,
-        retentionEvents: 100_000,
+        // About two minutes of history per topic: memory plateaus (so a climbing RSS means a leak), and a
+        // subscriber kept down longer than that resumes with an honest Gap.
+        retentionEvents: Math.max(1_000, Math.ceil((OPTIONS.publishPerSecond / OPTIONS.topics) * 120)),
       });
       const fdsBefore = openFdCount();
       const report = await runSoak(server, { ...OPTIONS, cliPath, log: (l) => console.log(l) });
