@@ -2,6 +2,7 @@
 /** The `runnel` command: serve, publish, subscribe, streams, tail. */
 import { ConfigError } from "./config.js";
 import { CliError } from "./cli/common.js";
+import { hashTokenCommand } from "./cli/hash-token.js";
 import { publish } from "./cli/publish.js";
 import { serve } from "./cli/serve.js";
 import { streams } from "./cli/streams.js";
@@ -16,11 +17,12 @@ commands:
   subscribe   runnel subscribe PATTERN [--last N | --from-seq N | --earliest | --after CURSOR] [--json]
   streams     runnel streams [--json] [--close ID]
   tail        runnel tail PATH [-n N] [--no-follow] [--grep RE] [--after CURSOR] [--json] | runnel tail --list
+  hash-token  runnel hash-token [TOKEN | -]: the SHA-256 an --auth file stores (no TOKEN: make one)
 
 client commands take --url URL (default $RUNNEL_URL or http://127.0.0.1:8080)
-and --protocol connect|grpc|grpc-web.`;
+--protocol connect|grpc|grpc-web and --token TOKEN (default $RUNNEL_TOKEN).`;
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, publish, subscribe, streams, tail };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, publish, subscribe, streams, tail, "hash-token": hashTokenCommand };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

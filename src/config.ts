@@ -4,9 +4,10 @@
  * --help` can list them and tests can tighten them.
  */
 import { parseArgs } from "node:util";
+import { HARDENING_DEFAULTS, HARDENING_NUMERIC, hardeningProblem, type HardeningConfig } from "./limits/hardening-config.js";
 
 /** Everything `runnel serve` can be told. */
-export interface Config {
+export interface Config extends HardeningConfig {
   readonly host: string;
   readonly port: number;
   readonly tailDirs: readonly string[];
@@ -100,6 +101,7 @@ export const DEFAULTS: Config = {
   redisCommandTimeoutMs: 5_000,
   corsOrigins: [],
   leanSubscribe: true,
+  ...HARDENING_DEFAULTS,
 };
 
 /** A user mistake in flags: printed as one line, never with a stack. */
@@ -134,6 +136,7 @@ const NUMERIC: ReadonlyArray<readonly [string, keyof Config, number]> = [
   ["redis-max-age-ms", "redisMaxAgeMs", 0],
   ["redis-firehose-maxlen", "redisFirehoseMaxlen", 1000],
   ["redis-command-timeout-ms", "redisCommandTimeoutMs", 1],
+  ...HARDENING_NUMERIC,
 ];
 
 /** Help text for `runnel serve`, generated from the same table the parser uses. */
@@ -149,6 +152,8 @@ export function serveHelp(): string {
     "  --tls-cert FILE --tls-key FILE  serve TLS with ALPN h2 and http/1.1",
     `  --log-level LEVEL           pino level (default ${DEFAULTS.logLevel})`,
     "  --cors-origin ORIGIN        browser origin allowed to call cross-origin (repeatable; * for any)",
+    "  --auth FILE                 bearer token hashes and JWT settings (README: Auth)",
+    "  --insecure-public           allow a non-loopback --host without --auth",
   ];
   for (const [flag, key] of NUMERIC) {
     if (flag === "port") continue;
@@ -168,6 +173,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     "tls-key": { type: "string" },
     "log-level": { type: "string" },
     "redis-prefix": { type: "string" },
+    auth: { type: "string" },
+    "insecure-public": { type: "boolean" },
     help: { type: "boolean" },
   };
   for (const [flag] of NUMERIC) options[flag] = { type: "string" };
@@ -199,6 +206,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   config.redisPrefix = pick("redis-prefix") ?? DEFAULTS.redisPrefix;
   config.tlsCert = pick("tls-cert");
   config.tlsKey = pick("tls-key");
+  config.auth = pick("auth");
+  config.insecurePublic = values["insecure-public"] === true || env.RUNNEL_INSECURE_PUBLIC === "1";
   const dirs = values["tail-dir"];
   config.tailDirs = Array.isArray(dirs) ? dirs.map(String) : (env.RUNNEL_TAIL_DIR?.split(":").filter(Boolean) ?? []);
   const origins = values["cors-origin"];
@@ -223,6 +232,8 @@ export function validate(config: Config): Config {
       throw new ConfigError(`--cors-origin must be * or an origin such as https://app.example.com, got "${origin}"`);
     }
   }
+  const hardening = hardeningProblem(config);
+  if (hardening !== undefined) throw new ConfigError(hardening);
   return config;
 }
 

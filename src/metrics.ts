@@ -33,6 +33,8 @@ export interface Metrics {
   /** Prometheus text of this server's and the process's metrics. */
   render(): Promise<string>;
   readonly contentType: string;
+  /** This server's registry, for modules that bring their own metrics (limits, auth). */
+  readonly registry: Registry;
   readonly published: Counter;
   readonly pingFailures: Counter;
   setTailGauges(gauges: TailGauges): void;
@@ -156,6 +158,7 @@ export function createMetrics(ledger: Ledger, bus: Bus, rpcs: readonly string[])
   });
   return {
     contentType: registry.contentType,
+    registry,
     published,
     pingFailures,
     setTailGauges(gauges) {

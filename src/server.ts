@@ -27,6 +27,11 @@ import { createTailService, TAIL_RPC } from "./services/tail-service.js";
 import { createFastSubscribeHandler, SUBSCRIBE_PATH } from "./services/subscribe-fast-path.js";
 import { fastRoute } from "./stream/fast-writer.js";
 import { Ledger } from "./stream/ledger.js";
+import { createGate } from "./auth/gate.js";
+import { hardeningProblem } from "./limits/hardening-config.js";
+import { Limits } from "./limits/limits.js";
+import { armHttp1Timeouts, guardRequestBody } from "./net/request-deadline.js";
+import { answerClientError, headerBytes } from "./net/client-error.js";
 import { NodeTransport, RequestValues } from "./stream/transport.js";
 import { AdminService } from "../gen/runnel/v1/admin_pb.js";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
@@ -39,6 +44,8 @@ export interface RunnelServer {
   readonly bus: Bus;
   readonly metrics: Metrics;
   readonly connections: Connections;
+  /** Stream counts, publish rate and sizes; TailService asks it too (admitStream, hit). */
+  readonly limits: Limits;
   readonly log: Logger;
   /** Base URL once listening, for example http://127.0.0.1:8080. */
   readonly url: string;
@@ -65,6 +72,8 @@ type NodeResponse = ServerResponse | Http2ServerResponse;
 /** Build a server from a config. Nothing listens until `listen()`. */
 export function createServer(partial: Partial<Config> = {}, parts: ServerParts = {}): RunnelServer {
   const config: Config = { ...DEFAULTS, ...partial };
+  const hardening = hardeningProblem(config);
+  if (hardening !== undefined) throw new ConfigError(hardening);
   const log = parts.logger ?? pino({ level: config.logLevel, base: undefined });
   const bus =
     parts.bus ??
@@ -77,9 +86,11 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     });
   const ledger = new Ledger();
   const metrics = createMetrics(ledger, bus, [SUBSCRIBE_RPC, TAIL_RPC]);
+  const gate = createGate(config.auth, metrics.registry);
+  const limits = new Limits(config, ledger, metrics.registry);
   let tail: ReturnType<typeof createTailService>;
   try {
-    tail = createTailService({ ledger, config });
+    tail = createTailService({ ledger, config, limits });
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
@@ -91,7 +102,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   const page = new PageFiles();
 
   const valuesOf = (req: NodeRequest): RequestValues => new RequestValues(new NodeTransport(req, isDeadSession));
-  const eventDeps = { bus, ledger, config, onPublished: () => metrics.published.inc() };
+  const eventDeps = { bus, ledger, config, limits, onPublished: () => metrics.published.inc() };
   const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(EventService, createEventService(eventDeps));
@@ -100,13 +111,15 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       // Last: health and reflection describe every service registered above.
       registerIntrospection(router, { ledger, config, serving: () => !shuttingDown });
     },
+    // Without --auth every caller is ANONYMOUS (the context key's default): no interceptor, no cost.
+    interceptors: gate.authenticator.enabled ? [gate.interceptor] : [],
     readMaxBytes: config.readMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
     contextValues: valuesOf,
   });
   // Subscribe on the lean write path (src/stream/fast-path.ts), in front of connect-es's router.
   const fastSubscribe = config.leanSubscribe
-    ? fastRoute(createFastSubscribeHandler(eventDeps, config), valuesOf, (e) => log.error({ err: e }, "subscribe failed"))
+    ? fastRoute(createFastSubscribeHandler(eventDeps, config, gate.authenticator.enabled ? gate.admit : undefined), valuesOf, (e) => log.error({ err: e }, "subscribe failed"))
     : undefined;
 
   function onRequest(req: NodeRequest, res: NodeResponse): void {
@@ -125,8 +138,17 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       return;
     }
     if (req.method === "GET" && path === "/metrics") {
-      metrics.render().then(
+      gate
+        .scrapeStatus(req.headers.authorization)
+        .then((status) => {
+          if (status === 200) return metrics.render();
+          res.writeHead(status, { "content-type": "text/plain", ...(status === 401 ? { "www-authenticate": "Bearer" } : {}) });
+          res.end(status === 401 ? "bearer token required\n" : "admin right required\n");
+          return undefined;
+        })
+        .then(
         (text) => {
+          if (text === undefined) return;
           res.writeHead(200, { "content-type": metrics.contentType });
           res.end(text);
         },
@@ -143,15 +165,26 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     }
     if (cors.preflight(req, res)) return;
     cors.decorate(req, res);
+    if ("stream" in req && headerBytes(req.rawHeaders) > config.maxHttpHeaderBytes) {
+      // node's HTTP/2 server does not enforce the advertised SETTINGS_MAX_HEADER_LIST_SIZE itself.
+      res.writeHead(431, { "content-type": "text/plain" });
+      res.end("request header block too large\n");
+      return;
+    }
+    if ("stream" in req) guardRequestBody(req, res as Http2ServerResponse, config.requestTimeoutMs, () => log.debug("http/2 request body too slow"));
     if (fastSubscribe !== undefined && path === SUBSCRIBE_PATH) fastSubscribe(req, res);
     else connectHandler(req, res);
   }
 
-  const h1 = http.createServer(onRequest);
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, onRequest);
-  h1.on("clientError", (err, socket) => {
+  const h1 = http.createServer({ maxHeaderSize: config.maxHttpHeaderBytes }, onRequest);
+  armHttp1Timeouts(h1, config.headersTimeoutMs, config.requestTimeoutMs);
+  const h2 = http2.createServer(
+    { settings: { maxConcurrentStreams: config.h2MaxConcurrentStreams, maxHeaderListSize: config.maxHttpHeaderBytes } },
+    onRequest,
+  );
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     log.debug({ err }, "http/1.1 client error");
-    socket.destroy();
+    answerClientError(err, socket);
   });
   h2.on("session", (session: Http2Session) => {
     connections.addSession(session);
@@ -178,6 +211,9 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
         )
       : net.createServer((socket) => routeByPreface(socket, { h1: toH1, h2: toH2 }));
   front.on("connection", (socket: Socket) => {
+    // Until the preface router hands it on, nobody else listens for this socket's errors: a peer that
+    // resets the connection before its first byte would otherwise be an uncaught ECONNRESET.
+    socket.on("error", (err) => log.debug({ err }, "socket error"));
     connections.addSocket(socket);
     // HTTP/1.1 has no PING: let the kernel probe connections on which nothing at all flows
     // (idle keep-alive sockets, streams between rare heartbeats) so a vanished host is found.
@@ -207,6 +243,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     bus,
     metrics,
     connections,
+    limits,
     log,
     get url() {
       if (address === undefined) throw new Error("server is not listening");

@@ -2,7 +2,7 @@
  * What every client command shares: where the server is, how a transport is
  * made, how Ctrl-C cancels the call, and how errors become one clear line.
  */
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 
 /** A user-facing failure: printed as one line, exit code attached. */
@@ -24,19 +24,33 @@ export const CLIENT_OPTIONS = {
   url: { type: "string" },
   protocol: { type: "string" },
   json: { type: "boolean" },
+  token: { type: "string" },
 } as const;
 
-/** Build a transport to the server from --url / RUNNEL_URL and --protocol (connect, grpc, grpc-web). */
-export function clientTransport(url: string | undefined, protocol: string | undefined): Transport {
+/**
+ * Build a transport to the server from --url / RUNNEL_URL, --protocol
+ * (connect, grpc, grpc-web) and --token / RUNNEL_TOKEN (sent as a bearer token).
+ */
+export function clientTransport(url: string | undefined, protocol: string | undefined, token?: string): Transport {
   const baseUrl = url ?? process.env.RUNNEL_URL ?? "http://127.0.0.1:8080";
   if (!/^https?:\/\//.test(baseUrl)) throw new CliError(`--url must start with http:// or https://, got "${baseUrl}"`);
+  const bearer = token ?? process.env.RUNNEL_TOKEN;
+  const interceptors: Interceptor[] =
+    bearer === undefined || bearer === ""
+      ? []
+      : [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${bearer}`);
+            return next(req);
+          },
+        ];
   switch (protocol ?? "connect") {
     case "connect":
-      return createConnectTransport({ baseUrl, httpVersion: "2" });
+      return createConnectTransport({ baseUrl, httpVersion: "2", interceptors });
     case "grpc":
-      return createGrpcTransport({ baseUrl });
+      return createGrpcTransport({ baseUrl, interceptors });
     case "grpc-web":
-      return createGrpcWebTransport({ baseUrl, httpVersion: "2" });
+      return createGrpcWebTransport({ baseUrl, httpVersion: "2", interceptors });
     default:
       throw new CliError(`--protocol must be connect, grpc or grpc-web, got "${protocol}"`);
   }

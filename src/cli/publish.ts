@@ -26,7 +26,7 @@ export async function publish(argv: string[]): Promise<number> {
     headers[h.slice(0, eq)] = h.slice(eq + 1);
   }
   const data = dataArg === "-" ? await readStdin() : new TextEncoder().encode(dataArg ?? "");
-  const client = createClient(EventService, clientTransport(values.url, values.protocol));
+  const client = createClient(EventService, clientTransport(values.url, values.protocol, values.token));
   try {
     const res = await client.publish({ topic, data, headers }, { timeoutMs: 30_000 });
     if (values.json) console.log(JSON.stringify({ topic, seq: res.seq.toString(), cursor: res.cursor }));

@@ -8,7 +8,7 @@ import { CLIENT_OPTIONS, clientTransport, describeCallError } from "./common.js"
 /** Print the table (or JSON lines); returns the exit code. */
 export async function streams(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...CLIENT_OPTIONS, close: { type: "string" } } });
-  const client = createClient(AdminService, clientTransport(values.url, values.protocol));
+  const client = createClient(AdminService, clientTransport(values.url, values.protocol, values.token));
   try {
     if (values.close !== undefined) {
       await client.closeStream({ id: values.close }, { timeoutMs: 10_000 });

@@ -112,7 +112,7 @@ export async function subscribe(argv: string[]): Promise<number> {
     slowConsumer: values["drop-oldest"] ? 2 : 0,
   };
   const json = values.json ?? false;
-  const transport = clientTransport(values.url, values.protocol);
+  const transport = clientTransport(values.url, values.protocol, values.token);
   const interrupt = interruptSignal();
   const pipe = brokenPipeSignal();
   try {

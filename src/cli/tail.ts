@@ -75,7 +75,7 @@ export async function tail(argv: string[]): Promise<number> {
     },
     allowPositionals: true,
   });
-  const client = createClient(TailService, clientTransport(values.url, values.protocol));
+  const client = createClient(TailService, clientTransport(values.url, values.protocol, values.token));
   if (values.list) {
     if (positionals.length !== 0) throw new CliError(USAGE);
     try {

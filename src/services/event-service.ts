@@ -24,18 +24,19 @@ import {
 } from "../../gen/runnel/v1/event_pb.js";
 import { eventMessage, gapMessage, subscribedMessage, subscribeMessages } from "./subscribe-messages.js";
 import { requireValid, statusOf } from "./status.js";
+import { principalOf, requirePublish, requireSubscribe } from "../auth/access.js";
+import type { Limits } from "../limits/limits.js";
 
 /** Fully-qualified RPC names, as the ledger and metrics label them. */
 export const SUBSCRIBE_RPC = `${EventService.typeName}/Subscribe`;
-
-const MAX_HEADERS = 64;
-const MAX_HEADER_BYTES = 16 * 1024;
 
 /** What the event service needs. */
 export interface EventServiceDeps {
   readonly bus: Bus;
   readonly ledger: Ledger;
   readonly config: Config;
+  /** Stream counts, publish rate and sizes (src/limits). */
+  readonly limits: Limits;
   /** Called once per accepted publish (metrics). */
   readonly onPublished: () => void;
 }
@@ -45,8 +46,11 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
   const { bus, ledger } = deps;
   const subscribeParts = subscribePartsOf(deps);
   return {
-    async publish(req: PublishRequest) {
+    async publish(req: PublishRequest, ctx: HandlerContext) {
+      const principal = principalOf(ctx);
+      deps.limits.admitPublish(ctx, principal, req.topic, req.data, req.headers);
       requireValid(topicProblem(req.topic) ?? headersProblem(req.headers));
+      requirePublish(ctx, req.topic);
       try {
         const event = await bus.publish(req.topic, req.data, req.headers);
         deps.onPublished();
@@ -57,7 +61,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
     },
 
     subscribe(req: SubscribeRequest, ctx: HandlerContext) {
-      const [settings, setup] = subscribeParts(req);
+      const [settings, setup] = subscribeParts(req, ctx);
       return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, setup);
     },
   };
@@ -70,7 +74,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
 export function createFastSubscribe(deps: EventServiceDeps): OpenFramed<typeof SubscribeRequestSchema, typeof SubscribeResponseSchema> {
   const subscribeParts = subscribePartsOf(deps);
   return (req, ctx, output) => {
-    const [settings, setup] = subscribeParts(req);
+    const [settings, setup] = subscribeParts(req, ctx);
     return openFramedStream<SubscribeResponse>(ctx, deps.ledger, settings, subscribeMessages, setup, output);
   };
 }
@@ -78,20 +82,25 @@ export function createFastSubscribe(deps: EventServiceDeps): OpenFramed<typeof S
 type SubscribeSetup = (stream: LiveStream<SubscribeResponse>) => void;
 
 /** A Subscribe request's stream settings and setup, shared by both write paths. */
-function subscribePartsOf(deps: EventServiceDeps): (req: SubscribeRequest) => [StreamSettings, SubscribeSetup] {
+function subscribePartsOf(deps: EventServiceDeps): (req: SubscribeRequest, ctx: HandlerContext) => [StreamSettings, SubscribeSetup] {
   const { bus, config } = deps;
   const limits = streamLimitsOf(config);
-  return (req) => {
+  return (req, ctx) => {
     const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
+    const tally = deps.limits.streamTally(ctx, principalOf(ctx), { pattern: req.topic });
     const settings: StreamSettings = {
       rpc: SUBSCRIBE_RPC,
       topic: req.topic,
+      tally,
       limits,
       policy: req.slowConsumer === SlowConsumerPolicy.DROP_OLDEST ? "drop-oldest" : "disconnect",
       heartbeatMs,
     };
     const setup = (stream: LiveStream<SubscribeResponse>): void => {
+      deps.limits.admitStream(tally);
+      deps.limits.checkTopic(req.topic, "pattern");
       requireValid(patternProblem(req.topic) ?? startProblem(req));
+      requireSubscribe(ctx, req.topic);
       stream.send(subscribedMessage(stream.id, heartbeatMs, bus.headCursor()));
       try {
         const subscription = bus.subscribe({ pattern: req.topic, start: startOf(req) }, new StreamSink(stream));
@@ -162,13 +171,6 @@ function startProblem(req: SubscribeRequest): string | undefined {
 }
 
 function headersProblem(headers: Record<string, string>): string | undefined {
-  const keys = Object.keys(headers);
-  if (keys.length > MAX_HEADERS) return `too many headers: ${keys.length} (at most ${MAX_HEADERS})`;
-  let bytes = 0;
-  for (const k of keys) {
-    if (k === "") return "header names must not be empty";
-    bytes += k.length + headers[k]!.length;
-  }
-  if (bytes > MAX_HEADER_BYTES) return `headers take ${bytes} bytes (at most ${MAX_HEADER_BYTES})`;
+  for (const k of Object.keys(headers)) if (k === "") return "header names must not be empty";
   return undefined;
 }

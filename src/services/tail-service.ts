@@ -20,6 +20,9 @@ import { normalizeRequestPath, TailDirs, TailPathError } from "../tail/tail-dirs
 import { ListFilesResponseSchema, TailService, type TailRequest, type TailResponse } from "../../gen/runnel/v1/tail_pb.js";
 import { fileEventMessage, lineMessage, startedMessage, tailMessages } from "./tail-messages.js";
 import { requireValid } from "./status.js";
+import { principalOf, requireTail } from "../auth/access.js";
+import { mayTail } from "../auth/rights.js";
+import type { Limits } from "../limits/limits.js";
 
 /** The Tail rpc as the ledger and metrics label it. */
 export const TAIL_RPC = `${TailService.typeName}/Tail`;
@@ -36,6 +39,8 @@ const LINE_OVERHEAD = 64;
 export interface TailServiceDeps {
   readonly ledger: Ledger;
   readonly config: Config;
+  /** Stream counts (per peer, per token, per file) and the tail line bound's hit counter (src/limits). */
+  readonly limits: Limits;
 }
 
 /** The service plus its shared sources (for metrics). */
@@ -52,7 +57,7 @@ const PATH_CODE: Record<TailPathError["kind"], Code> = {
 
 /** Build the TailService implementation; throws when a tail directory is unusable. */
 export function createTailService(deps: TailServiceDeps): TailServiceParts {
-  const { ledger, config } = deps;
+  const { ledger, config, limits: caps } = deps;
   const dirs = new TailDirs(config.tailDirs);
   const sources = new SourceRegistry({ pollMs: config.tailPollMs, settleMs: SETTLE_MS });
   const limits: StreamLimits = {
@@ -64,8 +69,12 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
   const service: ServiceImpl<typeof TailService> = {
     tail(req: TailRequest, ctx: HandlerContext) {
       const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
-      const settings = { rpc: TAIL_RPC, path: normalizeRequestPath(req.path), limits, policy: "disconnect" as const, heartbeatMs };
+      const path = normalizeRequestPath(req.path);
+      const tally = caps.streamTally(ctx, principalOf(ctx), { tailPath: path });
+      const settings = { rpc: TAIL_RPC, path, tally, limits, policy: "disconnect" as const, heartbeatMs };
       return openStream<TailResponse>(ctx, ledger, settings, tailMessages, async (stream) => {
+        caps.admitStream(tally);
+        requireTail(ctx, path);
         const grep = grepOf(req.grep);
         const at = startOf(req);
         const follow = req.follow ?? true;
@@ -73,7 +82,7 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
           throw e instanceof TailPathError ? new ConnectError(e.message, PATH_CODE[e.kind]) : e;
         });
         if (stream.ended) return; // the client left while the path was checked
-        const follower = new Follower(new StreamSink(stream), {
+        const follower = new Follower(new StreamSink(stream, caps), {
           maxLineBytes: config.maxLineBytes,
           grep,
           partialFlushMs: config.tailPartialFlushMs,
@@ -93,8 +102,9 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
       });
     },
 
-    async listFiles() {
-      const files = await dirs.list();
+    async listFiles(_req, ctx: HandlerContext) {
+      const rights = principalOf(ctx).rights;
+      const files = (await dirs.list()).filter((f) => mayTail(rights, f.path));
       return create(ListFilesResponseSchema, {
         files: files.map((f) => ({ path: f.path, size: BigInt(f.size), modified: timestampFromMs(Math.floor(f.modifiedMs)) })),
       });
@@ -105,9 +115,13 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
 
 /** Follower output into a Tail stream (a class: one object per stream, no closures). */
 class StreamSink implements FollowerSink {
-  constructor(private readonly stream: LiveStream<TailResponse>) {}
+  constructor(
+    private readonly stream: LiveStream<TailResponse>,
+    private readonly limits: Limits,
+  ) {}
 
   line(line: SplitLine, cursor: string): void {
+    if (line.truncated) this.limits.noteHit("tail_line_bytes");
     this.stream.deliver(lineMessage(line, cursor), line.text.length + LINE_OVERHEAD);
   }
 

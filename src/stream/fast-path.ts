@@ -60,8 +60,14 @@ export type OpenFramed<I extends DescMessage, O extends DescMessage> = (
   output: FramedOutput<MessageShape<O>>,
 ) => AsyncGenerator<Uint8Array>;
 
-/** connect-es options the fast path honours (the ones `connectNodeAdapter` was given). */
-export type FastPathOptions = Partial<Pick<UniversalHandlerOptions, "acceptCompression" | "readMaxBytes" | "maxTimeoutMs" | "jsonOptions" | "binaryOptions" | "shutdownSignal">>;
+/** connect-es options the fast path honours (the ones `connectNodeAdapter` was given), and what stands in for interceptors. */
+export type FastPathOptions = Partial<Pick<UniversalHandlerOptions, "acceptCompression" | "readMaxBytes" | "maxTimeoutMs" | "jsonOptions" | "binaryOptions" | "shutdownSignal">> & {
+  /**
+   * Runs once the request is read, before the stream opens; a rejection ends the call with its error.
+   * connect-es's interceptors never see a call served here, so whatever they do (auth) must be done here too.
+   */
+  readonly admit?: (ctx: HandlerContext) => Promise<void>;
+};
 
 /**
  * A universal handler for `method` over every protocol (picked by content
@@ -188,6 +194,7 @@ export function createFastStreamHandler<I extends DescMessage, O extends DescMes
           : transformParseEnvelope(serialization.getI(type.binary), protocol.endFlag),
       );
       const request = await readSingle(input);
+      if (options.admit !== undefined) await options.admit(ctx);
       body = open(request, ctx, output);
     } catch (e) {
       body = endOnly(output, e);

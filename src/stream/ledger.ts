@@ -20,6 +20,8 @@ export interface LedgerEntry {
   readonly queuedBytes: number;
   /** 0 until the first message was handed to the transport. */
   readonly lastWriteMs: number;
+  /** Keys this stream is counted under for limits (for example "peer:10.0.0.7"); fixed for its life. */
+  readonly tally?: readonly string[];
   /** Resources this stream holds right now, by kind. */
   resources(): ReadonlyMap<string, number>;
   /** Milliseconds the current write has been waiting for the peer; 0 when none is pending. */
@@ -44,6 +46,7 @@ export class Ledger {
   private readonly observers: LedgerObserver[] = [];
   private readonly emptyWaiters = new Set<() => void>();
   private readonly endedCounts = new Map<string, number>();
+  private readonly tallies = new Map<string, number>();
   private finallyCount = 0;
   /** Events handed to transports and events dropped (drop-oldest), since start; read by metrics at scrape time. */
   deliveredTotal = 0;
@@ -73,6 +76,12 @@ export class Ledger {
 
   add(entry: LedgerEntry): void {
     this.entries.set(entry.id, entry);
+    for (const key of entry.tally ?? []) this.tallies.set(key, (this.tallies.get(key) ?? 0) + 1);
+  }
+
+  /** Live streams counted under `key` (see LedgerEntry.tally): what stream limits compare against. */
+  tallyOf(key: string): number {
+    return this.tallies.get(key) ?? 0;
   }
 
   get(id: string): LedgerEntry | undefined {
@@ -119,6 +128,11 @@ export class Ledger {
   /** Called once by a stream when everything it held is released. */
   remove(entry: LedgerEntry, cause: EndCause, releaseSeconds: number): void {
     if (!this.entries.delete(entry.id)) return;
+    for (const key of entry.tally ?? []) {
+      const n = (this.tallies.get(key) ?? 1) - 1;
+      if (n === 0) this.tallies.delete(key);
+      else this.tallies.set(key, n);
+    }
     const key = `${entry.rpc}/${cause}`;
     this.endedCounts.set(key, (this.endedCounts.get(key) ?? 0) + 1);
     for (const o of this.observers) o.ended(entry.rpc, cause, releaseSeconds);

@@ -47,6 +47,8 @@ export interface StreamSettings {
   readonly rpc: string;
   readonly topic?: string;
   readonly path?: string;
+  /** Keys the ledger counts this stream under, for limits (peer, principal, pattern, tailed file). */
+  readonly tally?: readonly string[];
   readonly limits: StreamLimits;
   readonly policy: SlowConsumerPolicy;
   /** In-band heartbeat interval; 0 disables. */
@@ -177,6 +179,10 @@ export class LiveStream<T> implements LedgerEntry, Beating {
 
   get topic(): string {
     return this.settings.topic ?? "";
+  }
+
+  get tally(): readonly string[] | undefined {
+    return this.settings.tally;
   }
 
   get path(): string {
