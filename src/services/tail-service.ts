@@ -74,13 +74,13 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
       const settings = { rpc: TAIL_RPC, path, tally, limits, policy: "disconnect" as const, heartbeatMs };
       return openStream<TailResponse>(ctx, ledger, settings, tailMessages, async (stream) => {
         caps.admitStream(tally);
-        requireTail(ctx, path);
         const grep = grepOf(req.grep);
         const at = startOf(req);
         const follow = req.follow ?? true;
         const resolved = await dirs.resolve(req.path).catch((e: unknown) => {
           throw e instanceof TailPathError ? new ConnectError(e.message, PATH_CODE[e.kind]) : e;
         });
+        requireTail(ctx, resolved.display);
         if (stream.ended) return; // the client left while the path was checked
         const follower = new Follower(new StreamSink(stream, caps), {
           maxLineBytes: config.maxLineBytes,

@@ -38,6 +38,8 @@ export interface FollowerOptions {
 
 /** Bytes read per pread. */
 const CHUNK = 64 * 1024;
+/** How far back the last-lines scan looks for the start of one overlong line before starting inside it. */
+const LONG_LINE_SCAN = 1024 * 1024;
 /** Bytes read in one turn of the event loop before yielding to others. */
 const TURN_BUDGET = 1024 * 1024;
 
@@ -301,10 +303,22 @@ export class Follower implements SourceListener {
       end = start;
     }
     if (limit === 0) return 0;
-    // The scan bound fell inside a line: start at the next line boundary rather than mid-line.
-    const n = this.source!.read(scratch, limit, Math.min(CHUNK, size - limit));
-    const nl = scratch.subarray(0, n).indexOf(0x0a);
-    return nl === -1 ? size : limit + nl + 1;
+    // The scan bound fell inside a line longer than --max-line-bytes: as tail does, that line is still one
+    // of the last lines. Find its start (bounded further scan); the splitter then cuts it and marks it.
+    return this.lineStartBefore(limit);
+  }
+
+  /** Start of the line that holds `offset`, looking back at most LONG_LINE_SCAN bytes (else `offset` itself). */
+  private lineStartBefore(offset: number): number {
+    const floor = Math.max(0, offset - LONG_LINE_SCAN);
+    for (let end = offset; end > floor; ) {
+      const start = Math.max(floor, end - CHUNK);
+      const n = this.source!.read(scratch, start, end - start);
+      const nl = scratch.subarray(0, n).lastIndexOf(0x0a);
+      if (nl !== -1) return start + nl + 1;
+      end = start;
+    }
+    return floor === 0 ? 0 : offset;
   }
 }
 
