@@ -63,6 +63,7 @@ describe("server reflection", () => {
       "grpc.reflection.v1alpha.ServerReflection",
       "runnel.v1.AdminService",
       "runnel.v1.EventService",
+      "runnel.v1.TailService",
     ]);
   });
 
