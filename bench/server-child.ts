@@ -44,10 +44,12 @@ async function start(): Promise<Under> {
     const { createServer } = await import("../src/server.js");
     // Defaults everywhere (heartbeats, queue bounds, keepalive) except the address, the log level and:
     // runnel-connect serves Subscribe through connect-es's own pipeline (the code before the lean write path);
-    // runnel-redis runs on the Redis bus (argv[3], a redis:// URL).
+    // runnel-redis runs on the Redis bus (argv[3], a redis:// URL). Every bench client comes from 127.0.0.1, so
+    // the per-address and total stream limits (issue 7) are lifted: the rows hold up to 50,000 streams from one address.
     const bus = kind === "runnel-redis" ? { bus: process.argv[3]! } : {};
+    const unlimited = { maxStreams: 1_000_000, maxStreamsPerPeer: 1_000_000, maxPatternSubscriptions: 1_000_000 };
     const server = createServer(
-      { host: "127.0.0.1", port: 0, logLevel: "silent", leanSubscribe: kind !== "runnel-connect", ...bus },
+      { host: "127.0.0.1", port: 0, logLevel: "silent", leanSubscribe: kind !== "runnel-connect", ...unlimited, ...bus },
       { logger: pino({ level: "silent" }) },
     );
     await server.listen();

@@ -47,7 +47,7 @@ export interface HardeningConfig {
 export const HARDENING_DEFAULTS: HardeningConfig = {
   auth: undefined,
   insecurePublic: false,
-  maxStreams: 20_000,
+  maxStreams: 100_000,
   maxStreamsPerPeer: 2_000,
   maxStreamsPerToken: 2_000,
   maxPatternSubscriptions: 10_000,
