@@ -15,7 +15,11 @@
  *
  *   node dist/bench/run.js [--quick] [--only ROW[,ROW]] [--help] ...
  *
- * Rows: fanout-100, fanout-1000, fanout-10000, fanout-1000-4k, latency, cancel, heap.
+ * Rows: fanout-100, fanout-1000, fanout-10000, fanout-1000-4k, latency, cancel,
+ * heap, redis. The redis row has a table of its own: the Redis bus on 2 runnel
+ * nodes (separate processes, one throwaway redis-server on a free port) next
+ * to the memory bus on 1 node, fan-out and latency at 100 and 1,000
+ * subscribers; skipped with a note when redis-server is not installed.
  */
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -26,6 +30,7 @@ import { parseArgs } from "node:util";
 import { EventService } from "../gen/runnel/v1/event_pb.js";
 import { cpuMs, killAllChildren, now, percentile, sleep, spawnChild, type Child } from "./ipc.js";
 import { natsServerBinary } from "./nats-server.js";
+import { redisAvailable, startBenchRedis } from "./redis-nodes.js";
 
 // ------------------------------------------------------------------ options
 
@@ -36,11 +41,15 @@ if (process.argv[2] === "tail") {
   process.exit(0);
 }
 
-const ROWS = ["fanout-100", "fanout-1000", "fanout-10000", "fanout-1000-4k", "latency", "cancel", "heap"] as const;
+const ROWS = ["fanout-100", "fanout-1000", "fanout-10000", "fanout-1000-4k", "latency", "cancel", "heap", "redis"] as const;
 type Row = (typeof ROWS)[number];
 /** Servers the bench can run: runnel-connect is runnel with Subscribe on connect-es's own pipeline (before the lean write path). */
 const ALL_KINDS = ["runnel", "runnel-connect", "baseline", "nats"] as const;
 type Kind = (typeof ALL_KINDS)[number];
+/** What serves a row: a kind, or runnel-redis: two runnel nodes on one redis-server (the redis row only). */
+type ServerKind = Kind | "runnel-redis";
+/** The redis row's columns: the memory bus (one node), then the Redis bus (two nodes). */
+const REDIS_COLUMNS: readonly ServerKind[] = ["runnel", "runnel-redis"];
 type Protocol = "grpc" | "connect" | "grpc-web";
 
 const { values: flags } = parseArgs({
@@ -167,13 +176,44 @@ const P = {
 // ---------------------------------------------------------------- processes
 
 interface ServerUnder {
-  readonly kind: Kind;
+  readonly kind: ServerKind;
+  /** The (first) node: the publisher publishes to it. */
   readonly child: Child;
   readonly h1Url: string;
   readonly h2Url: string;
+  /** Every node's h2 URL (one for a single server); subscriber process i uses node i mod N. */
+  readonly h2Urls: readonly string[];
+  /** Every node's process, the first included: their CPU is the server's. */
+  readonly nodes: readonly Child[];
+  /** Stops what the server started beyond its node processes (redis-server). */
+  readonly stopExtra?: () => Promise<void>;
 }
 
-async function startServer(kind: Kind, row: string): Promise<ServerUnder> {
+async function startServer(kind: ServerKind, row: string): Promise<ServerUnder> {
+  if (kind === "runnel-redis") return startRedisNodes(row);
+  return { kind, ...(await startNode(kind, row, [])) };
+}
+
+/** Two runnel nodes (separate processes) on a fresh redis-server of the bench's own. */
+async function startRedisNodes(row: string): Promise<ServerUnder> {
+  const redis = await startBenchRedis();
+  try {
+    const nodes = await Promise.all([0, 1].map((i) => startNode("runnel-redis", `${row}-node${i}`, [redis.url])));
+    return {
+      ...nodes[0]!,
+      kind: "runnel-redis",
+      h2Urls: nodes.map((n) => n.h2Url),
+      nodes: nodes.map((n) => n.child),
+      stopExtra: () => redis.stop(),
+    };
+  } catch (e) {
+    await redis.stop();
+    throw e;
+  }
+}
+
+/** One server child process: `server-child.js KIND ARGS...`. */
+async function startNode(kind: ServerKind, row: string, args: string[]): Promise<Omit<ServerUnder, "kind">> {
   const execArgv = ["--expose-gc"];
   if (cpuProfDir !== undefined) {
     execArgv.push("--cpu-prof", "--cpu-prof-interval=100", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${kind}-${row}.cpuprofile`);
@@ -181,10 +221,10 @@ async function startServer(kind: Kind, row: string): Promise<ServerUnder> {
   const { child, ready } = await spawnChild<{ event: "ready"; h1Url: string; h2Url: string }>(
     `${kind} server`,
     new URL("./server-child.js", import.meta.url),
-    [kind],
+    [kind, ...args],
     execArgv,
   );
-  return { kind, child, h1Url: ready.h1Url, h2Url: ready.h2Url };
+  return { child, h1Url: ready.h1Url, h2Url: ready.h2Url, h2Urls: [ready.h2Url], nodes: [child] };
 }
 
 async function startClients(): Promise<Child[]> {
@@ -205,7 +245,7 @@ interface Procs {
 }
 
 /** Run `body` with a fresh server, subscriber processes and publisher process; always stop them. */
-async function withProcesses<T>(kind: Kind, row: string, body: (p: Procs) => Promise<T>): Promise<T> {
+async function withProcesses<T>(kind: ServerKind, row: string, body: (p: Procs) => Promise<T>): Promise<T> {
   const server = await startServer(kind, row);
   const others: Child[] = [];
   try {
@@ -214,7 +254,8 @@ async function withProcesses<T>(kind: Kind, row: string, body: (p: Procs) => Pro
     return await body({ server, clients, publisher });
   } finally {
     await Promise.all(others.map((c) => c.stop()));
-    await server.child.stop();
+    await Promise.all(server.nodes.map((c) => c.stop()));
+    await server.stopExtra?.();
   }
 }
 
@@ -237,9 +278,9 @@ if (flags.client !== "raw" && flags.client !== "connect") {
   process.exit(2);
 }
 /** The wire a kind's subscribers speak. */
-const subscriberProtocol = (kind: Kind): Protocol | "nats" | "grpc-raw" => (kind === "nats" ? "nats" : rawClient ? "grpc-raw" : protocol);
+const subscriberProtocol = (kind: ServerKind): Protocol | "nats" | "grpc-raw" => (kind === "nats" ? "nats" : rawClient ? "grpc-raw" : protocol);
 /** The wire a kind's publisher speaks. */
-const protocolOf = (kind: Kind): Protocol | "nats" => (kind === "nats" ? "nats" : protocol);
+const protocolOf = (kind: ServerKind): Protocol | "nats" => (kind === "nats" ? "nats" : protocol);
 
 async function subscribeAll(server: ServerUnder, clients: Child[], n: number, topic: string, mode: "count" | "latency" | "idle"): Promise<void> {
   const split = shares(n);
@@ -248,7 +289,7 @@ async function subscribeAll(server: ServerUnder, clients: Child[], n: number, to
   const results = await Promise.all(
     clients.map((c, i) =>
       c.call<{ errors: Record<string, number> }>("subscribe", {
-        url: server.h2Url,
+        url: server.h2Urls[i % server.h2Urls.length],
         protocol: subscriberProtocol(server.kind),
         connections,
         count: split[i],
@@ -259,7 +300,13 @@ async function subscribeAll(server: ServerUnder, clients: Child[], n: number, to
   );
   const errors = results.flatMap((r) => Object.entries(r.errors));
   if (errors.length > 0) throw new Error(`subscribe failed: ${errors.map(([m, k]) => `${k}x ${m}`).join("; ")}`);
-  await waitFor(`${n} live streams on the ${server.kind} server`, async () => (await server.child.call<number>("streams")) >= n, 120_000);
+  await waitFor(`${n} live streams on the ${server.kind} server`, async () => (await liveStreams(server)) >= n, 120_000);
+}
+
+/** Live Subscribe streams over every node of `server`. */
+async function liveStreams(server: ServerUnder): Promise<number> {
+  const n = await Promise.all(server.nodes.map((c) => c.call<number>("streams")));
+  return n.reduce((sum, x) => sum + x, 0);
 }
 
 /**
@@ -291,9 +338,16 @@ interface Marks {
   machine: MachineUsage;
 }
 
+/** CPU of every node of `server` together, timed at the first node. */
+async function serverUsage(server: ServerUnder): Promise<Usage> {
+  const u = await Promise.all(server.nodes.map((c) => c.call<Usage>("usage")));
+  const sum = (f: (x: Usage) => number): number => u.reduce((s, x) => s + f(x), 0);
+  return { t: u[0]!.t, cpu: { user: sum((x) => x.cpu.user), system: sum((x) => x.cpu.system) } };
+}
+
 async function takeMarks(p: Procs): Promise<Marks> {
   const [server, publisher, ...clients] = await Promise.all([
-    p.server.child.call<Marks["server"]>("usage"),
+    serverUsage(p.server),
     p.publisher.call<Marks["publisher"]>("mark"),
     ...p.clients.map((child) => child.call<Marks["clients"][number]>("mark")),
   ]);
@@ -426,7 +480,7 @@ interface FanoutResult extends Window {
  * publisher-child.ts). After a warm-up, deliveries counted at the subscribers
  * over a fixed window.
  */
-async function fanout(kind: Kind, subscribers: number, bytes: number): Promise<FanoutResult> {
+async function fanout(kind: ServerKind, subscribers: number, bytes: number): Promise<FanoutResult> {
   return withProcesses(kind, `fanout-${subscribers}-${bytes}`, async (p) => {
     const topic = "bench.fanout";
     const slowest = trackSlowest(p.clients, p.publisher);
@@ -462,15 +516,15 @@ interface LatencyResult extends Window {
 
 /**
  * A fixed, paced load: `latencyPublishesPerSecond` publishes per second to
- * `latencySubscribers` subscribers. Each payload starts with the publish time
- * (shared clock) taken just before the Publish call; each subscriber records
- * receive time minus that. Samples from the warm-up are dropped.
+ * `subscribers` subscribers (default `latencySubscribers`). Each payload starts
+ * with the publish time (shared clock) taken just before the Publish call; each
+ * subscriber records receive time minus that. Samples from the warm-up are dropped.
  */
-async function latency(kind: Kind): Promise<LatencyResult> {
-  return withProcesses(kind, "latency", async (p) => {
+async function latency(kind: ServerKind, subscribers = P.latencySubscribers): Promise<LatencyResult> {
+  return withProcesses(kind, `latency-${subscribers}`, async (p) => {
     const topic = "bench.latency";
     const slowest = trackSlowest(p.clients, undefined);
-    await subscribeAll(p.server, p.clients, P.latencySubscribers, topic, "latency");
+    await subscribeAll(p.server, p.clients, subscribers, topic, "latency");
     const { t: start } = await p.publisher.call<{ t: number }>("start", {
       mode: "paced",
       url: p.server.h2Url,
@@ -614,8 +668,8 @@ async function cancelAll(): Promise<Partial<Record<Kind, Record<string, CancelRe
           if (r.cause !== undefined) st.causes[r.cause] = (st.causes[r.cause] ?? 0) + 1;
         }
       }
-      for (const st of state) {
-        out[st.server.kind]![tc.name] = {
+      for (const [k, st] of state.entries()) {
+        out[RPC_KINDS[k]!]![tc.name] = {
           p50: percentile(st.samples, 50),
           p99: percentile(st.samples, 99),
           samples: st.samples.length,
@@ -677,9 +731,9 @@ async function heap(kind: Kind, streams: number): Promise<HeapResult> {
 /** One table row: a value per server, ratios to runnel made by `ratioRow`. */
 interface TableRow {
   label: string;
-  values: Partial<Record<Kind, string>>;
+  values: Partial<Record<ServerKind, string>>;
   /** "runnel/KIND" per other server, with a note on which way is better. */
-  ratios: Partial<Record<Kind, string>>;
+  ratios: Partial<Record<ServerKind, string>>;
   better?: "higher" | "lower";
 }
 
@@ -688,11 +742,21 @@ const fmtMs = (n: number): string => (!Number.isFinite(n) ? "n/a" : n < 10 ? n.t
 const fmtRatio = (r: number): string => (Number.isFinite(r) && r > 0 ? `${r.toFixed(2)}x` : "n/a");
 const fmtKb = (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KB` : "n/a");
 
-/** A row of numbers per server, with runnel/other ratios. */
-function ratioRow<T>(label: string, results: Partial<Record<Kind, T>>, value: (x: T) => number, fmt: (n: number) => string, better: "higher" | "lower"): TableRow {
+/** Results per server of one measurement. */
+type Results<T> = Partial<Record<ServerKind, T>>;
+
+/** A row of numbers per server (the table's `columns`), with runnel/other ratios. */
+function ratioRow<T>(
+  label: string,
+  results: Results<T>,
+  value: (x: T) => number,
+  fmt: (n: number) => string,
+  better: "higher" | "lower",
+  columns: readonly ServerKind[] = KINDS,
+): TableRow {
   const row: TableRow = { label, values: {}, ratios: {}, better };
   const runnel = results.runnel === undefined ? Number.NaN : value(results.runnel);
-  for (const kind of KINDS) {
+  for (const kind of columns) {
     const x = results[kind];
     row.values[kind] = x === undefined ? "n/a" : fmt(value(x));
     if (kind !== "runnel") row.ratios[kind] = x === undefined ? "n/a" : fmtRatio(runnel / value(x));
@@ -701,10 +765,10 @@ function ratioRow<T>(label: string, results: Partial<Record<Kind, T>>, value: (x
 }
 
 /** A row of "a / b" pairs (p50 / p99...) per server, ratios per part. */
-function pairRow<T>(label: string, results: Partial<Record<Kind, T>>, parts: ((x: T) => number)[], fmt: (n: number) => string): TableRow {
+function pairRow<T>(label: string, results: Results<T>, parts: ((x: T) => number)[], fmt: (n: number) => string, columns: readonly ServerKind[] = KINDS): TableRow {
   const row: TableRow = { label, values: {}, ratios: {}, better: "lower" };
   const runnel = results.runnel;
-  for (const kind of KINDS) {
+  for (const kind of columns) {
     const x = results[kind];
     row.values[kind] = x === undefined ? "n/a" : parts.map((f) => fmt(f(x))).join(" / ");
     if (kind !== "runnel") row.ratios[kind] = x === undefined || runnel === undefined ? "n/a" : parts.map((f) => fmtRatio(f(runnel) / f(x))).join(" / ");
@@ -713,18 +777,18 @@ function pairRow<T>(label: string, results: Partial<Record<Kind, T>>, parts: ((x
 }
 
 /** A row of text per server (CPU shares), no ratios. */
-function textRow<T>(label: string, results: Partial<Record<Kind, T>>, text: (x: T) => string): TableRow {
+function textRow<T>(label: string, results: Results<T>, text: (x: T) => string): TableRow {
   const row: TableRow = { label, values: {}, ratios: {} };
   for (const kind of KINDS) row.values[kind] = results[kind] === undefined ? "n/a" : text(results[kind]!);
   return row;
 }
 
-function printTable(rows: TableRow[]): void {
-  const others = KINDS.filter((k) => k !== "runnel");
-  const header = ["row", ...KINDS, ...others.map((k) => `runnel/${k}`)];
+function printTable(rows: TableRow[], columns: readonly ServerKind[] = KINDS): void {
+  const others = columns.filter((k) => k !== "runnel");
+  const header = ["row", ...columns, ...others.map((k) => `runnel/${k}`)];
   const cells = rows.map((r) => [
     r.label,
-    ...KINDS.map((k) => r.values[k] ?? ""),
+    ...columns.map((k) => r.values[k] ?? ""),
     ...others.map((k) => (r.ratios[k] === undefined ? "" : `${r.ratios[k]}`)),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
@@ -737,12 +801,69 @@ function printTable(rows: TableRow[]): void {
 /** Above this much CPU (% of one core) taken by other processes, a measurement is flagged. */
 const FOREIGN_CPU_WARN = 15;
 
+/** Notes printed under the tables. */
+const notes: string[] = [];
+const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
+const flagBusy = (what: string, foreign: number): void => {
+  if (foreign > FOREIGN_CPU_WARN) notes.push(`${what}: other processes took ${foreign.toFixed(0)}% CPU during the measurement: not a quiet machine`);
+};
+
+/** One measurement on each server in turn (fresh processes each), logged; its notes go to `notes`. */
+async function eachServer<T extends { notes: string[]; foreignCpu: number }>(
+  what: string,
+  kinds: readonly ServerKind[],
+  run: (kind: ServerKind) => Promise<T>,
+  describe: (x: T) => string,
+): Promise<Results<T>> {
+  const r: Results<T> = {};
+  for (const kind of kinds) {
+    log(`${what}: ${kind}...`);
+    const x = await run(kind);
+    r[kind] = x;
+    log(`  ${describe(x)}`);
+    for (const n of x.notes) notes.push(`${what} ${kind}: ${n}`);
+    flagBusy(`${what} ${kind}`, x.foreignCpu);
+  }
+  return r;
+}
+
+const describeFanout = (x: FanoutResult): string =>
+  `${fmtInt(x.deliveriesPerSec)} deliveries/s, ${fmtInt(x.publishesPerSec)} publishes/s ` +
+  `(publisher waited ${(100 * x.blockedByWindow).toFixed(0)}% on subscribers, ${(100 * x.blockedByConcurrency).toFixed(0)}% on Publish answers), server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerDelivery)} µs per delivery), ` +
+  `subscribers ${x.clientCpu.toFixed(0)}%, publisher ${x.publisherCpu.toFixed(0)}%, other processes ${x.foreignCpu.toFixed(0)}%`;
+
+const describeLatency = (x: LatencyResult): string =>
+  `p50 ${fmtMs(x.p50)} ms, p99 ${fmtMs(x.p99)} ms, p99.9 ${fmtMs(x.p999)} ms, max ${fmtMs(x.max)} ms over ${fmtInt(x.samples)} deliveries; ` +
+  `server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerDelivery)} µs per delivery), subscribers ${x.clientCpu.toFixed(0)}%, other processes ${x.foreignCpu.toFixed(0)}%`;
+
+const fanoutLabel = (subs: number, bytes: number): string => `fan-out ${fmtInt(subs)} subs, ${bytes === 100 ? "100 B" : `${bytes / 1024} KiB`} events: deliveries/s`;
+
+function latencyRow(subs: number, r: Results<LatencyResult>, columns: readonly ServerKind[] = KINDS): TableRow {
+  const load = P.latencyPublishesPerSecond * subs;
+  return pairRow(`publish->deliver, ${fmtInt(subs)} subs @ ${fmtInt(load)} deliveries/s: p50 / p99 / p99.9 ms`, r, [(x) => x.p50, (x) => x.p99, (x) => x.p999], fmtMs, columns);
+}
+
+/**
+ * The redis row: the Redis bus on two nodes (runnel-redis) next to the memory
+ * bus on one (runnel), same workload, same run: fan-out deliveries/s and
+ * publish->deliver latency at 100 and 1,000 subscribers.
+ */
+async function redisRows(): Promise<TableRow[]> {
+  const rows: TableRow[] = [];
+  for (const subs of [100, 1_000]) {
+    const f = await eachServer(`redis fanout-${subs}`, REDIS_COLUMNS, (kind) => fanout(kind, subs, 100), describeFanout);
+    rows.push(ratioRow(fanoutLabel(subs, 100), f, (x) => x.deliveriesPerSec, fmtInt, "higher", REDIS_COLUMNS));
+    rows.push(ratioRow(`  server CPU per delivery (runnel-redis: both nodes), µs`, f, (x) => x.serverUsPerDelivery, fmtMs, "lower", REDIS_COLUMNS));
+    const l = await eachServer(`redis latency-${subs}`, REDIS_COLUMNS, (kind) => latency(kind, subs), describeLatency);
+    rows.push(latencyRow(subs, l, REDIS_COLUMNS));
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const wanted = (r: Row): boolean => only.size === 0 || only.has(r);
   const rows: TableRow[] = [];
-  const notes: string[] = [];
-  const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
   log(
     `${os.cpus().length} cpus, node ${process.version}, ${quick ? "quick" : "full"} run, servers ${KINDS.join(", ")}; ` +
       `subscribers over ${protocol} h2c with ${rawClient ? "the raw gRPC client" : "connect-node"} (NATS: nats.js), ${P.clientProcesses} processes x ${P.connectionsPerProcess}+ connections`,
@@ -751,47 +872,19 @@ async function main(): Promise<void> {
     log("nats-server is not installed (looked in /usr/sbin, /usr/bin, /usr/local/bin, PATH, $NATS_SERVER): NATS column skipped");
     notes.push("NATS skipped: nats-server is not installed (Debian: apt-get install nats-server)");
   }
-  const flagBusy = (what: string, foreign: number): void => {
-    if (foreign > FOREIGN_CPU_WARN) notes.push(`${what}: other processes took ${foreign.toFixed(0)}% CPU during the measurement: not a quiet machine`);
-  };
 
   for (const [subs, bytes] of P.fanouts) {
     const row = (bytes === 100 ? `fanout-${subs}` : `fanout-${subs}-4k`) as Row;
     if (!wanted(row)) continue;
-    const r: Partial<Record<Kind, FanoutResult>> = {};
-    for (const kind of KINDS) {
-      log(`${row}: ${kind}...`);
-      const x = await fanout(kind, subs, bytes);
-      r[kind] = x;
-      log(
-        `  ${fmtInt(x.deliveriesPerSec)} deliveries/s, ${fmtInt(x.publishesPerSec)} publishes/s ` +
-          `(publisher waited ${(100 * x.blockedByWindow).toFixed(0)}% on subscribers, ${(100 * x.blockedByConcurrency).toFixed(0)}% on Publish answers), server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerDelivery)} µs per delivery), ` +
-          `subscribers ${x.clientCpu.toFixed(0)}%, publisher ${x.publisherCpu.toFixed(0)}%, other processes ${x.foreignCpu.toFixed(0)}%`,
-      );
-      for (const n of x.notes) notes.push(`${row} ${kind}: ${n}`);
-      flagBusy(`${row} ${kind}`, x.foreignCpu);
-    }
-    const size = bytes === 100 ? "100 B" : `${bytes / 1024} KiB`;
-    rows.push(ratioRow(`fan-out ${fmtInt(subs)} subs, ${size} events: deliveries/s`, r, (x) => x.deliveriesPerSec, fmtInt, "higher"));
+    const r = await eachServer(row, KINDS, (kind) => fanout(kind, subs, bytes), describeFanout);
+    rows.push(ratioRow(fanoutLabel(subs, bytes), r, (x) => x.deliveriesPerSec, fmtInt, "higher"));
     rows.push(ratioRow(`  server CPU per delivery, µs`, r, (x) => x.serverUsPerDelivery, fmtMs, "lower"));
     rows.push(textRow(`  CPU %: server / subscriber procs (of 200) / publisher`, r, (x) => `${x.serverCpu.toFixed(0)} / ${x.clientCpu.toFixed(0)} / ${x.publisherCpu.toFixed(0)}`));
   }
 
   if (wanted("latency")) {
-    const r: Partial<Record<Kind, LatencyResult>> = {};
-    for (const kind of KINDS) {
-      log(`latency: ${kind}...`);
-      r[kind] = await latency(kind);
-      const x = r[kind]!;
-      log(
-        `  p50 ${fmtMs(x.p50)} ms, p99 ${fmtMs(x.p99)} ms, p99.9 ${fmtMs(x.p999)} ms, max ${fmtMs(x.max)} ms over ${fmtInt(x.samples)} deliveries; ` +
-          `server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerDelivery)} µs per delivery), subscribers ${x.clientCpu.toFixed(0)}%, other processes ${x.foreignCpu.toFixed(0)}%`,
-      );
-      for (const n of x.notes) notes.push(`latency ${kind}: ${n}`);
-      flagBusy(`latency ${kind}`, x.foreignCpu);
-    }
-    const load = P.latencyPublishesPerSecond * P.latencySubscribers;
-    rows.push(pairRow(`publish->deliver, ${fmtInt(P.latencySubscribers)} subs @ ${fmtInt(load)} deliveries/s: p50 / p99 / p99.9 ms`, r, [(x) => x.p50, (x) => x.p99, (x) => x.p999], fmtMs));
+    const r = await eachServer("latency", KINDS, (kind) => latency(kind), describeLatency);
+    rows.push(latencyRow(P.latencySubscribers, r));
     rows.push(ratioRow(`  server CPU per delivery, µs`, r, (x) => x.serverUsPerDelivery, fmtMs, "lower"));
     rows.push(textRow(`  CPU %: server / subscriber procs (of 200)`, r, (x) => `${x.serverCpu.toFixed(0)} / ${x.clientCpu.toFixed(0)}`));
   }
@@ -834,13 +927,29 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log("");
-  console.log(
-    `runnel vs ${KINDS.filter((k) => k !== "runnel").join(", ")}: subscribers over ${protocol} h2c with ${rawClient ? "the raw gRPC client" : "connect-node"} (${P.clientProcesses} processes), ` +
-      `${quick ? "--quick" : "full"} run, ${((Date.now() - startedAt) / 1000).toFixed(0)} s`,
-  );
-  console.log("");
-  printTable(rows);
+  const redis: TableRow[] = [];
+  if (wanted("redis")) {
+    if (redisAvailable()) redis.push(...(await redisRows()));
+    else {
+      log("redis-server is not installed: redis row skipped");
+      notes.push("redis row skipped: redis-server is not installed (Debian: apt-get install redis-server)");
+    }
+  }
+
+  const run =
+    `subscribers over ${protocol} h2c with ${rawClient ? "the raw gRPC client" : "connect-node"} (${P.clientProcesses} processes), ` +
+    `${quick ? "--quick" : "full"} run, ${((Date.now() - startedAt) / 1000).toFixed(0)} s`;
+  if (rows.length > 0) {
+    console.log(`\nrunnel vs ${KINDS.filter((k) => k !== "runnel").join(", ")}: ${run}\n`);
+    printTable(rows);
+  }
+  if (redis.length > 0) {
+    console.log(
+      `\nrunnel-redis (the Redis bus: 2 runnel nodes on one throwaway redis-server, subscribers split between them, publisher on node A) ` +
+        `vs runnel (the memory bus, 1 node): ${run}; redis-server's CPU counts as other processes'\n`,
+    );
+    printTable(redis, REDIS_COLUMNS);
+  }
   if (notes.length > 0) {
     console.log("");
     console.log("notes:");
