@@ -4,6 +4,7 @@
  */
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import type { RetryInfo } from "../client/index.js";
 
 /** A user-facing failure: printed as one line, exit code attached. */
 export class CliError extends Error {
@@ -99,6 +100,33 @@ export function brokenPipeSignal(): { signal: AbortSignal; broken: () => boolean
       process.stdout.on("error", () => undefined);
     },
   };
+}
+
+/**
+ * Run a streaming command: print every message `open` yields until the stream
+ * ends (exit 0), Ctrl-C (exit 130) or stdout's reader leaves (`| head`, exit 0).
+ * Both abort the signal `open` was given, so the server sees the call end at once.
+ */
+export async function printStream<M>(url: string | undefined, open: (signal: AbortSignal) => AsyncIterable<M>, print: (message: M) => void): Promise<number> {
+  const interrupt = interruptSignal();
+  const pipe = brokenPipeSignal();
+  try {
+    for await (const message of open(AbortSignal.any([interrupt.signal, pipe.signal]))) print(message);
+    return 0;
+  } catch (e) {
+    if (interrupt.interrupted()) return EXIT_INTERRUPTED;
+    if (pipe.broken()) return 0; // the reader took what it wanted (| head -n): not an error
+    throw describeCallError(e, url);
+  } finally {
+    interrupt.dispose();
+    pipe.dispose();
+  }
+}
+
+/** One stderr line per retry of a resumable stream (subscribe, tail). */
+export function reportRetry(r: RetryInfo): void {
+  const from = r.cursor === "" ? "from the original start" : `after ${r.cursor}`;
+  console.error(`runnel: ${Code[r.error.code]}: ${r.error.rawMessage}; resuming ${from} in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt})`);
 }
 
 /** Turn any error from a call into a CliError with one readable line. */

@@ -5,12 +5,11 @@
  * when the server closes the stream (Closing) or goes away, it resumes after
  * the last cursor by itself and says so on stderr.
  */
-import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { parseArgs } from "node:util";
 import { GapReason, ClosingReason, type SubscribeRequest, type SubscribeResponse } from "../../gen/runnel/v1/event_pb.js";
-import { subscribe as resumableSubscribe, type RetryInfo, type SubscribeInit } from "../client/index.js";
-import { CLIENT_OPTIONS, CliError, EXIT_INTERRUPTED, brokenPipeSignal, clientTransport, describeCallError, interruptSignal } from "./common.js";
+import { subscribe as resumableSubscribe, type SubscribeInit } from "../client/index.js";
+import { CLIENT_OPTIONS, CliError, clientTransport, printStream, reportRetry } from "./common.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -84,11 +83,6 @@ function format(message: SubscribeResponse, json: boolean): string | undefined {
 }
 
 /** One line on stderr before each retry: why the stream ended and where it resumes. */
-function reportRetry(r: RetryInfo): void {
-  const from = r.cursor === "" ? "from the original start" : `after ${r.cursor}`;
-  console.error(`runnel: ${Code[r.error.code]}: ${r.error.rawMessage}; resuming ${from} in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt})`);
-}
-
 /** Subscribe and print; returns the exit code. */
 export async function subscribe(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -113,21 +107,12 @@ export async function subscribe(argv: string[]): Promise<number> {
   };
   const json = values.json ?? false;
   const transport = clientTransport(values.url, values.protocol, values.token);
-  const interrupt = interruptSignal();
-  const pipe = brokenPipeSignal();
-  try {
-    const signal = AbortSignal.any([interrupt.signal, pipe.signal]);
-    for await (const message of resumableSubscribe(transport, request, { signal, onRetry: reportRetry, retryFirstCall: false })) {
+  return printStream(
+    values.url,
+    (signal) => resumableSubscribe(transport, request, { signal, onRetry: reportRetry, retryFirstCall: false }),
+    (message) => {
       const line = format(message, json);
       if (line !== undefined) console.log(line);
-    }
-    return 0;
-  } catch (e) {
-    if (interrupt.interrupted()) return EXIT_INTERRUPTED;
-    if (pipe.broken()) return 0; // the reader took what it wanted (| head -n): not an error
-    throw describeCallError(e, values.url);
-  } finally {
-    interrupt.dispose();
-    pipe.dispose();
-  }
+    },
+  );
 }

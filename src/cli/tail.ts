@@ -6,11 +6,11 @@
  */
 import { createClient } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { parseArgs } from "node:util";
 import { ClosingReason } from "../../gen/runnel/v1/event_pb.js";
-import { FileEventKind, TailService, type TailRequestSchema, type TailResponse } from "../../gen/runnel/v1/tail_pb.js";
-import { CLIENT_OPTIONS, CliError, EXIT_INTERRUPTED, brokenPipeSignal, clientTransport, describeCallError, interruptSignal } from "./common.js";
+import { FileEventKind, TailService, type TailResponse } from "../../gen/runnel/v1/tail_pb.js";
+import { CLIENT_OPTIONS, CliError, clientTransport, describeCallError, printStream, reportRetry } from "./common.js";
+import { tail as resumableTail, type TailInit } from "../client/index.js";
 
 const USAGE = "usage: runnel tail PATH [-n N] [--no-follow] [--grep RE] [--after CURSOR] [--json] | runnel tail --list";
 const MAX_UINT32 = 2 ** 32 - 1;
@@ -52,8 +52,7 @@ function format(message: TailResponse, json: boolean): { out?: string; err?: str
       return { err: `runnel tail: ${k.value.message}` };
     case "closing": {
       const c = k.value;
-      const resume = c.resumeCursor === "" ? "run the same command again" : `resume with --after ${c.resumeCursor}`;
-      return { err: `runnel tail: server closing the stream (${lower(ClosingReason[c.reason], c.reason)}: ${c.message}); ${resume}` };
+      return { err: `runnel tail: server closing the stream (${lower(ClosingReason[c.reason], c.reason)}: ${c.message}); resuming` };
     }
     default:
       return {};
@@ -75,7 +74,8 @@ export async function tail(argv: string[]): Promise<number> {
     },
     allowPositionals: true,
   });
-  const client = createClient(TailService, clientTransport(values.url, values.protocol, values.token));
+  const transport = clientTransport(values.url, values.protocol, values.token);
+  const client = createClient(TailService, transport);
   if (values.list) {
     if (positionals.length !== 0) throw new CliError(USAGE);
     try {
@@ -91,7 +91,7 @@ export async function tail(argv: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new CliError(USAGE);
   if (values.after === "") throw new CliError("--after needs a cursor");
-  const request: MessageInitShape<typeof TailRequestSchema> = {
+  const request: TailInit = {
     path: positionals[0]!,
     grep: values.grep ?? "",
     afterCursor: values.after ?? "",
@@ -100,21 +100,13 @@ export async function tail(argv: string[]): Promise<number> {
     ...(values["no-follow"] ? { follow: false } : {}),
   };
   const json = values.json ?? false;
-  const interrupt = interruptSignal();
-  const pipe = brokenPipeSignal();
-  try {
-    for await (const message of client.tail(request, { signal: AbortSignal.any([interrupt.signal, pipe.signal]) })) {
+  return printStream(
+    values.url,
+    (signal) => resumableTail(transport, request, { signal, onRetry: reportRetry, retryFirstCall: false }),
+    (message) => {
       const { out, err } = format(message, json);
       if (out !== undefined) console.log(out);
       if (err !== undefined) console.error(err);
-    }
-    return 0;
-  } catch (e) {
-    if (interrupt.interrupted()) return EXIT_INTERRUPTED;
-    if (pipe.broken()) return 0; // the reader took what it wanted (| head -n): not an error
-    throw describeCallError(e, values.url);
-  } finally {
-    interrupt.dispose();
-    pipe.dispose();
-  }
+    },
+  );
 }

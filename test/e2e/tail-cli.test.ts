@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunnelServer } from "../../src/server.js";
 import { expectCleanEnd, snapshot } from "../harness/lifecycle.js";
-import { startServer, waitFor } from "../harness/server.js";
+import { expectNoStreams, startServer, waitFor } from "../harness/server.js";
 import { TAIL, tempTailDir } from "../harness/tailer.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "src", "cli.js");
@@ -63,6 +63,25 @@ describe("runnel tail", () => {
     await waitFor(() => server.ledger.size === 0, 10_000, "server stream ended after Ctrl-C");
     const cause = server.ledger.endedCount(TAIL, "canceled") > before.ended.get("canceled")! ? "canceled" : "disconnect";
     await expectCleanEnd(server, before, { cause, rpc: TAIL });
+  });
+
+  it("resumes by itself after the server's Closing: no line lost or repeated, one stderr line per resume", async () => {
+    const file = tmp.file("closing.log");
+    writeFileSync(file, "a\n");
+    const r = run(["tail", "closing.log", "-n", "1"]);
+    await waitFor(() => r.out === "a\n", 15_000, "the last line");
+    await waitFor(() => server.ledger.list().length === 1, 5_000, "one tail stream");
+    const stream = server.ledger.list()[0]!;
+    appendFileSync(file, "b\n");
+    await waitFor(() => r.out === "a\nb\n", 10_000, "b");
+    stream.close("admin", "test closes it");
+    await waitFor(() => r.err.includes("resuming"), 10_000, "the Closing line");
+    appendFileSync(file, "c\n");
+    await waitFor(() => r.out === "a\nb\nc\n", 10_000, "c after the resume");
+    expect(r.err).toMatch(/server closing the stream \(admin: test closes it\); resuming/);
+    r.child.kill("SIGINT");
+    expect(await r.exited).toBe(130);
+    await expectNoStreams(server, 10_000);
   });
 
   it("a refused path is one line on stderr with the code, exit 1", async () => {
