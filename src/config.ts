@@ -3,6 +3,7 @@
  * server enforces is here, with its default, so README and `runnel serve
  * --help` can list them and tests can tighten them.
  */
+import type { StreamLimits } from "./stream/live-stream.js";
 import { parseArgs } from "node:util";
 import { HARDENING_DEFAULTS, HARDENING_NUMERIC, hardeningProblem, type HardeningConfig } from "./limits/hardening-config.js";
 
@@ -61,7 +62,7 @@ export interface Config extends HardeningConfig {
   readonly redisCommandTimeoutMs: number;
   /** Browser origins allowed to call runnel cross-origin (CORS); "*" allows any. Empty: CORS off. */
   readonly corsOrigins: readonly string[];
-  /** Serve Subscribe on the lean write path (src/stream/fast-path.ts); false: connect-es's own pipeline. */
+  /** Serve Subscribe and Tail on the lean write path (src/stream/fast-path.ts); false: connect-es's own pipeline. */
   readonly leanSubscribe: boolean;
 }
 
@@ -241,4 +242,14 @@ export function validate(config: Config): Config {
 export function clampHeartbeat(config: Config, requestedMs: number): number {
   const wanted = requestedMs === 0 ? config.heartbeatMs : requestedMs;
   return Math.min(config.heartbeatMaxMs, Math.max(config.heartbeatMinMs, wanted));
+}
+
+/** The per-stream bounds every streaming service gives the stream core (queue, lifetime, Closing flush, retry hint). */
+export function streamLimitsOf(config: Config): StreamLimits {
+  return {
+    queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
+    lifetimeMs: config.maxStreamLifetimeMs,
+    closeFlushMs: config.closeFlushMs,
+    retryAfterMs: config.retryAfterMs,
+  };
 }

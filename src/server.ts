@@ -22,9 +22,9 @@ import { createAdminService } from "./services/admin-service.js";
 import { registerIntrospection } from "./services/introspection.js";
 import { CorsPolicy } from "./http/cors.js";
 import { PageFiles } from "./http/page.js";
-import { createEventService, SUBSCRIBE_RPC } from "./services/event-service.js";
+import { createEventService, createFastSubscribe, SUBSCRIBE_RPC } from "./services/event-service.js";
 import { createTailService, TAIL_RPC } from "./services/tail-service.js";
-import { createFastSubscribeHandler, SUBSCRIBE_PATH } from "./services/subscribe-fast-path.js";
+import { createLeanRoutes } from "./services/lean-routes.js";
 import { fastRoute } from "./stream/fast-writer.js";
 import { Ledger } from "./stream/ledger.js";
 import { createGate } from "./auth/gate.js";
@@ -117,10 +117,15 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
     maxTimeoutMs: config.maxTimeoutMs,
     contextValues: valuesOf,
   });
-  // Subscribe on the lean write path (src/stream/fast-path.ts), in front of connect-es's router.
-  const fastSubscribe = config.leanSubscribe
-    ? fastRoute(createFastSubscribeHandler(eventDeps, config, gate.authenticator.enabled ? gate.admit : undefined), valuesOf, (e) => log.error({ err: e }, "subscribe failed"))
-    : undefined;
+  // Subscribe and Tail on the lean write path (src/stream/fast-path.ts), in front of connect-es's router.
+  const leanRoutes = new Map<string, (req: NodeRequest, res: NodeResponse) => void>();
+  if (config.leanSubscribe) {
+    const streams = { subscribe: createFastSubscribe(eventDeps), tail: tail.openFramed };
+    const admit = gate.authenticator.enabled ? gate.admit : undefined;
+    for (const [path, handler] of createLeanRoutes(streams, config, admit)) {
+      leanRoutes.set(path, fastRoute(handler, valuesOf, (e) => log.error({ err: e, path }, "stream failed")));
+    }
+  }
 
   function onRequest(req: NodeRequest, res: NodeResponse): void {
     const path = (req.url ?? "/").split("?")[0];
@@ -172,7 +177,8 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
       return;
     }
     if ("stream" in req) guardRequestBody(req, res as Http2ServerResponse, config.requestTimeoutMs, () => log.debug("http/2 request body too slow"));
-    if (fastSubscribe !== undefined && path === SUBSCRIBE_PATH) fastSubscribe(req, res);
+    const lean = leanRoutes.get(path ?? "");
+    if (lean !== undefined) lean(req, res);
     else connectHandler(req, res);
   }
 

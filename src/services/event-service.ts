@@ -8,8 +8,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Bus, BusError, DeliverySink, GapNotice, StartPosition, StoredEvent } from "../bus/bus.js";
 import { isPattern, patternProblem, topicProblem } from "../bus/topic.js";
-import { clampHeartbeat, type Config } from "../config.js";
-import { openFramedStream, openStream, type LiveStream, type StreamLimits, type StreamSettings } from "../stream/live-stream.js";
+import { clampHeartbeat, streamLimitsOf, type Config } from "../config.js";
+import { openFramedStream, openStream, type LiveStream, type StreamSettings } from "../stream/live-stream.js";
 import type { OpenFramed } from "../stream/fast-path.js";
 import type { Ledger } from "../stream/ledger.js";
 import {
@@ -115,14 +115,6 @@ function subscribePartsOf(deps: EventServiceDeps): (req: SubscribeRequest, ctx: 
   };
 }
 
-function streamLimitsOf(config: Config): StreamLimits {
-  return {
-    queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
-    lifetimeMs: config.maxStreamLifetimeMs,
-    closeFlushMs: config.closeFlushMs,
-    retryAfterMs: config.retryAfterMs,
-  };
-}
 
 /** Bus deliveries into a Subscribe stream (a class: one object per stream, no closures). */
 class StreamSink implements DeliverySink {

@@ -11,7 +11,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { Config } from "../config.js";
+import { streamLimitsOf, type Config } from "../config.js";
 import { openStream, type StreamLimits, type StreamMessages } from "../stream/live-stream.js";
 import type { Ledger } from "../stream/ledger.js";
 import {
@@ -38,13 +38,8 @@ export interface HealthServiceDeps {
 export function createHealthService(deps: HealthServiceDeps): ServiceImpl<typeof Health> {
   const { ledger, config } = deps;
   const known = new Set(["", ...deps.services]);
-  const limits: StreamLimits = {
-    // A watcher gets a handful of messages in its life: a small queue is plenty.
-    queue: { maxItems: 16, maxBytes: 4096 },
-    lifetimeMs: config.maxStreamLifetimeMs,
-    closeFlushMs: config.closeFlushMs,
-    retryAfterMs: config.retryAfterMs,
-  };
+  // A watcher gets a handful of messages in its life: a small queue is plenty.
+  const limits: StreamLimits = { ...streamLimitsOf(config), queue: { maxItems: 16, maxBytes: 4096 } };
   const statusOf = (service: string): ServingStatus => {
     if (!known.has(service)) return ServingStatus.SERVICE_UNKNOWN;
     return deps.serving() ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;

@@ -8,8 +8,9 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { clampHeartbeat, type Config } from "../config.js";
-import { openStream, type LiveStream, type StreamLimits } from "../stream/live-stream.js";
+import { clampHeartbeat, streamLimitsOf, type Config } from "../config.js";
+import { openFramedStream, openStream, type LiveStream, type StreamSettings } from "../stream/live-stream.js";
+import type { OpenFramed } from "../stream/fast-path.js";
 import type { Ledger } from "../stream/ledger.js";
 import { decodeTailCursor, encodeTailCursor } from "../tail/cursor.js";
 import { SourceRegistry } from "../tail/source-registry.js";
@@ -17,7 +18,14 @@ import { Follower, type FollowerSink, type StartAt } from "../tail/follower.js";
 import type { GenerationChange } from "../tail/file-source.js";
 import type { SplitLine } from "../tail/line-splitter.js";
 import { normalizeRequestPath, TailDirs, TailPathError } from "../tail/tail-dirs.js";
-import { ListFilesResponseSchema, TailService, type TailRequest, type TailResponse } from "../../gen/runnel/v1/tail_pb.js";
+import {
+  ListFilesResponseSchema,
+  TailService,
+  type TailRequest,
+  type TailRequestSchema,
+  type TailResponse,
+  type TailResponseSchema,
+} from "../../gen/runnel/v1/tail_pb.js";
 import { fileEventMessage, lineMessage, startedMessage, tailMessages } from "./tail-messages.js";
 import { requireValid } from "./status.js";
 import { principalOf, requireTail } from "../auth/access.js";
@@ -47,7 +55,11 @@ export interface TailServiceDeps {
 export interface TailServiceParts {
   readonly service: ServiceImpl<typeof TailService>;
   readonly sources: SourceRegistry;
+  /** Tail on the lean write path (src/services/lean-routes.ts): the same stream, producing wire bytes. */
+  readonly openFramed: OpenFramed<typeof TailRequestSchema, typeof TailResponseSchema>;
 }
+
+type TailSetup = (stream: LiveStream<TailResponse>) => Promise<void>;
 
 const PATH_CODE: Record<TailPathError["kind"], Code> = {
   denied: Code.PermissionDenied,
@@ -60,46 +72,47 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
   const { ledger, config, limits: caps } = deps;
   const dirs = new TailDirs(config.tailDirs);
   const sources = new SourceRegistry({ pollMs: config.tailPollMs, settleMs: SETTLE_MS });
-  const limits: StreamLimits = {
-    queue: { maxItems: config.maxQueueEvents, maxBytes: config.maxQueueBytes },
-    lifetimeMs: config.maxStreamLifetimeMs,
-    closeFlushMs: config.closeFlushMs,
-    retryAfterMs: config.retryAfterMs,
+  const limits = streamLimitsOf(config);
+  /** A Tail request's stream settings and setup, shared by both write paths. */
+  const tailParts = (req: TailRequest, ctx: HandlerContext): [StreamSettings, TailSetup] => {
+    const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
+    const path = normalizeRequestPath(req.path);
+    const tally = caps.streamTally(ctx, principalOf(ctx), { tailPath: path });
+    const settings: StreamSettings = { rpc: TAIL_RPC, path, tally, limits, policy: "disconnect", heartbeatMs };
+    const setup = async (stream: LiveStream<TailResponse>): Promise<void> => {
+      caps.admitStream(tally);
+      const grep = grepOf(req.grep);
+      const at = startOf(req);
+      const follow = req.follow ?? true;
+      const resolved = await dirs.resolve(req.path).catch((e: unknown) => {
+        throw e instanceof TailPathError ? new ConnectError(e.message, PATH_CODE[e.kind]) : e;
+      });
+      requireTail(ctx, resolved.display);
+      if (stream.ended) return; // the client left while the path was checked
+      const follower = new Follower(new StreamSink(stream, caps), {
+        maxLineBytes: config.maxLineBytes,
+        grep,
+        partialFlushMs: config.tailPartialFlushMs,
+        maxLagBytes: config.maxQueueBytes,
+        follow,
+      });
+      const source = sources.attach(resolved.real, follower);
+      follower.attach(source);
+      // Owned before anything can fail: one release path for the follower, the source's refcount with it.
+      stream.own("tail_follower", follower);
+      if (!source.exists && !follow) throw new ConnectError(`"${resolved.display}" does not exist`, Code.NotFound);
+      const id = source.identity;
+      const head = id === undefined ? "" : encodeTailCursor({ file: id, offset: source.size() });
+      stream.send(startedMessage(stream.id, resolved.display, heartbeatMs, source.exists, head));
+      stream.startAt(follower.start(at));
+      stream.onDrain(follower);
+    };
+    return [settings, setup];
   };
   const service: ServiceImpl<typeof TailService> = {
     tail(req: TailRequest, ctx: HandlerContext) {
-      const heartbeatMs = clampHeartbeat(config, req.heartbeatMs);
-      const path = normalizeRequestPath(req.path);
-      const tally = caps.streamTally(ctx, principalOf(ctx), { tailPath: path });
-      const settings = { rpc: TAIL_RPC, path, tally, limits, policy: "disconnect" as const, heartbeatMs };
-      return openStream<TailResponse>(ctx, ledger, settings, tailMessages, async (stream) => {
-        caps.admitStream(tally);
-        const grep = grepOf(req.grep);
-        const at = startOf(req);
-        const follow = req.follow ?? true;
-        const resolved = await dirs.resolve(req.path).catch((e: unknown) => {
-          throw e instanceof TailPathError ? new ConnectError(e.message, PATH_CODE[e.kind]) : e;
-        });
-        requireTail(ctx, resolved.display);
-        if (stream.ended) return; // the client left while the path was checked
-        const follower = new Follower(new StreamSink(stream, caps), {
-          maxLineBytes: config.maxLineBytes,
-          grep,
-          partialFlushMs: config.tailPartialFlushMs,
-          maxLagBytes: config.maxQueueBytes,
-          follow,
-        });
-        const source = sources.attach(resolved.real, follower);
-        follower.attach(source);
-        // Owned before anything can fail: one release path for the follower, the source's refcount with it.
-        stream.own("tail_follower", follower);
-        if (!source.exists && !follow) throw new ConnectError(`"${resolved.display}" does not exist`, Code.NotFound);
-        const id = source.identity;
-        const head = id === undefined ? "" : encodeTailCursor({ file: id, offset: source.size() });
-        stream.send(startedMessage(stream.id, resolved.display, heartbeatMs, source.exists, head));
-        stream.startAt(follower.start(at));
-        stream.onDrain(follower);
-      });
+      const [settings, setup] = tailParts(req, ctx);
+      return openStream<TailResponse>(ctx, ledger, settings, tailMessages, setup);
     },
 
     async listFiles(_req, ctx: HandlerContext) {
@@ -110,7 +123,11 @@ export function createTailService(deps: TailServiceDeps): TailServiceParts {
       });
     },
   };
-  return { service, sources };
+  const openFramed: OpenFramed<typeof TailRequestSchema, typeof TailResponseSchema> = (req, ctx, output) => {
+    const [settings, setup] = tailParts(req, ctx);
+    return openFramedStream<TailResponse>(ctx, ledger, settings, tailMessages, setup, output);
+  };
+  return { service, sources, openFramed };
 }
 
 /** Follower output into a Tail stream (a class: one object per stream, no closures). */

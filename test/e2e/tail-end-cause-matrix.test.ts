@@ -10,10 +10,14 @@
 import { Code, type Transport } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { create, toBinary } from "@bufbuild/protobuf";
+import http2 from "node:http2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TailRequestSchema } from "../../gen/runnel/v1/tail_pb.js";
+import { connectH2, grpcFrame } from "../harness/raw-grpc.js";
 import { endCauseMatrix, type MatrixStream } from "../harness/end-cause-matrix.js";
 import { openFdCount } from "../harness/procfs.js";
-import { waitFor } from "../harness/server.js";
+import { startServer, waitFor } from "../harness/server.js";
 import { fdsUnder, startTail, TAIL, tailClient, tailHeld, tempTailDir, warmInotify, type Tailer } from "../harness/tailer.js";
 
 const tmp = tempTailDir("runnel-tail-matrix-");
@@ -88,4 +92,34 @@ it("leaves no file descriptor behind over the whole matrix (/proc/self/fd)", asy
   expect(fdsUnder(tmp.dir)).toEqual([]);
   await waitFor(() => openFdCount() <= fdsBefore, 15_000, `fds back to ${fdsBefore} (now ${openFdCount()})`);
   expect(tailHeld()).toEqual({ watchers: 0, openFiles: 0 });
+});
+
+describe("Tail is served on the lean write path", () => {
+  for (const lean of [true, false]) {
+    it(lean ? "lean path: gzip accepted by the client, responses still identity" : "control, connect-es pipeline: grpc-encoding gzip", async () => {
+      const dir = tempTailDir("runnel-tail-lean-");
+      writeFileSync(dir.file("lean.log"), "one\n");
+      const server = await startServer({ tailDirs: [dir.dir], leanSubscribe: lean });
+      const session = await connectH2(server.url);
+      try {
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/runnel.v1.TailService/Tail",
+          "content-type": "application/grpc",
+          "grpc-accept-encoding": "gzip",
+          te: "trailers",
+        });
+        req.end(grpcFrame(toBinary(TailRequestSchema, create(TailRequestSchema, { path: "lean.log", lines: 1 }))));
+        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => req.once("response", resolve));
+        expect(headers[":status"]).toBe(200);
+        expect(headers["grpc-encoding"]).toBe(lean ? undefined : "gzip");
+        req.close(http2.constants.NGHTTP2_CANCEL);
+        await waitFor(() => server.ledger.size === 0, 10_000, "stream released");
+      } finally {
+        session.close();
+        await server.shutdown(1_000);
+        dir.remove();
+      }
+    });
+  }
 });
