@@ -5,6 +5,7 @@
  * child whose parent goes away exits by itself).
  */
 import { fork, type ChildProcess } from "node:child_process";
+import net from "node:net";
 
 /**
  * Milliseconds on a clock shared by every process of the machine:
@@ -260,4 +261,16 @@ export function percentile(values: ArrayLike<number>, p: number): number {
   const sorted = Float64Array.from(values).sort();
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank]!;
+}
+
+/** A loopback TCP port nothing listens on (the OS picks it), for a server the bench starts (nats-server, redis-server). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -5,8 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import net from "node:net";
-import { sleep } from "./ipc.js";
+import { freePort, sleep } from "./ipc.js";
 
 /** Where Debian's nats-server package puts the binary, then PATH. */
 const CANDIDATES = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"];
@@ -20,17 +19,6 @@ export function natsServerBinary(): string | undefined {
   return undefined;
 }
 
-/** A free TCP port on 127.0.0.1 (the OS picks it; it is free again by the time nats-server binds, barring a race). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A running nats-server. */
 export interface NatsServer {

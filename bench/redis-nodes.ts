@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import net from "node:net";
-import { sleep } from "./ipc.js";
+import { freePort, sleep } from "./ipc.js";
 
 /** A running redis-server owned by the bench. */
 export interface BenchRedis {
@@ -40,17 +40,6 @@ export async function startBenchRedis(): Promise<BenchRedis> {
   };
 }
 
-/** A loopback port nothing listens on (for a redis-server to take). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Whether a redis-server on `port` answers PING (false while it starts or loads its data). */
 export function answersPing(port: number): Promise<boolean> {

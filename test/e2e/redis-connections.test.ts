@@ -61,4 +61,11 @@ describeRedis("Redis connections per node", () => {
     await expectNoStreams(server, 15_000);
     expect(await connectionFigures(probe)).toEqual(idle);
   });
+
+  it("a node's shutdown closes its two Redis connections (the reader's blocking XREAD included)", async () => {
+    const before = await connectionFigures(probe);
+    await other.shutdown(1_000);
+    await waitFor(async () => (await connectionFigures(probe)).open === before.open - 2, 10_000, "the node's connections closed");
+    expect((await connectionFigures(probe)).everAccepted).toBe(before.everAccepted);
+  });
 });

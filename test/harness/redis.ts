@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { describe } from "vitest";
-import { answersPing, freePort } from "../../bench/redis-nodes.js";
+import { freePort } from "../../bench/ipc.js";
+import { answersPing } from "../../bench/redis-nodes.js";
 
 const BINARY = process.env.RUNNEL_REDIS_SERVER ?? "redis-server";
 
