@@ -43,7 +43,8 @@ export function subscribe(transport: Transport, request: SubscribeInit, options:
             return { cursor: k.value.resumeCursor, closingRetryAfterMs: k.value.retryAfterMs };
           case "subscribed":
             // A live subscription sees every publish after the head it was given: resume from there.
-            return live && cursor === "" ? { cursor: k.value.headCursor } : {};
+            // The heartbeat interval in force sets how long a silence means a dead connection.
+            return live && cursor === "" ? { cursor: k.value.headCursor, heartbeatMs: k.value.heartbeatMs } : { heartbeatMs: k.value.heartbeatMs };
           default:
             return {};
         }

@@ -40,7 +40,8 @@ export function tail(transport: Transport, request: TailInit, options: ResumeOpt
           case "closing":
             return { cursor: k.value.resumeCursor, closingRetryAfterMs: k.value.retryAfterMs };
           case "started":
-            return fromHead && cursor === "" ? { cursor: k.value.headCursor } : {};
+            // The heartbeat interval in force sets how long a silence means a dead connection.
+            return fromHead && cursor === "" ? { cursor: k.value.headCursor, heartbeatMs: k.value.heartbeatMs } : { heartbeatMs: k.value.heartbeatMs };
           default:
             return {};
         }
