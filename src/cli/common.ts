@@ -45,13 +45,19 @@ export function clientTransport(url: string | undefined, protocol: string | unde
             return next(req);
           },
         ];
+  // HTTP/2 keepalive: a session that went silent (a NAT or proxy dropped it without closing) is
+  // found by an unanswered PING, and a call made after the resumable client gave up on a silent
+  // stream first verifies the session (it has been quiet longer than the interval: the shortest
+  // silence bound is 4 s) and opens a new one instead of queueing on the dead one. Without it,
+  // connect-node never pings and would reuse the dead session for ever.
+  const keepalive = { pingIntervalMs: 3_000, pingTimeoutMs: 10_000 };
   switch (protocol ?? "connect") {
     case "connect":
-      return createConnectTransport({ baseUrl, httpVersion: "2", interceptors });
+      return createConnectTransport({ baseUrl, httpVersion: "2", interceptors, ...keepalive });
     case "grpc":
-      return createGrpcTransport({ baseUrl, interceptors });
+      return createGrpcTransport({ baseUrl, interceptors, ...keepalive });
     case "grpc-web":
-      return createGrpcWebTransport({ baseUrl, httpVersion: "2", interceptors });
+      return createGrpcWebTransport({ baseUrl, httpVersion: "2", interceptors, ...keepalive });
     default:
       throw new CliError(`--protocol must be connect, grpc or grpc-web, got "${protocol}"`);
   }
