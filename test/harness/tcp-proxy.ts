@@ -12,6 +12,13 @@ import net, { type AddressInfo, type Socket } from "node:net";
 export interface ProxyPair {
   readonly client: Socket;
   readonly upstream: Socket;
+  /** Set by silenceConnections(): this connection alone is silent. */
+  readonly silent: boolean;
+}
+
+/** A pair as the relay keeps it: its flag can be set. */
+interface Relayed extends ProxyPair {
+  silent: boolean;
 }
 
 /** A running relay. */
@@ -25,8 +32,15 @@ export interface TcpProxy {
   stopServerToClient(): void;
   /** Take data from the server again and forward it. */
   resumeServerToClient(): void;
-  /** Stop forwarding both ways and stop reading both sockets, without closing anything. */
+  /** Stop forwarding both ways and stop reading both sockets, without closing anything (new connections too, for ever). */
   silence(): void;
+  /**
+   * Silence only the connections open now, as silence() does (nothing
+   * forwarded, nothing read, nothing closed); connections made afterwards are
+   * relayed normally: a client that gives up on a silent path can come back
+   * through the same relay.
+   */
+  silenceConnections(): void;
   /**
    * Destroy the client's connection at the relay and, as a relay must, the
    * upstream socket with it: for the server this is its peer's socket vanishing.
@@ -38,11 +52,11 @@ export interface TcpProxy {
 
 /** Start a relay on 127.0.0.1:0 to `targetPort`. */
 export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
-  const pairs: ProxyPair[] = [];
+  const pairs: Relayed[] = [];
   let s2cStopped = false;
   let silent = false;
 
-  const forward = (from: Socket, to: Socket, stopped: () => boolean): void => {
+  const forward = (from: Socket, to: Socket, stopped: () => boolean, muted: () => boolean): void => {
     from.on("data", (chunk: Buffer) => {
       if (to.destroyed) return;
       if (!to.write(chunk)) {
@@ -53,10 +67,10 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
       }
     });
     from.on("end", () => {
-      if (!silent && !to.destroyed) to.end();
+      if (!muted() && !to.destroyed) to.end();
     });
     from.on("close", () => {
-      if (!silent && !to.destroyed) to.destroy();
+      if (!muted() && !to.destroyed) to.destroy();
     });
     from.on("error", () => undefined);
   };
@@ -64,13 +78,14 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   const server = net.createServer((client) => {
     client.pause();
     const upstream = net.connect({ port: targetPort, host: targetHost });
-    const pair = { client, upstream };
+    const pair: Relayed = { client, upstream, silent: false };
     pairs.push(pair);
+    const muted = (): boolean => silent || pair.silent;
     upstream.on("connect", () => {
-      if (!silent) client.resume();
+      if (!muted()) client.resume();
     });
-    forward(client, upstream, () => silent);
-    forward(upstream, client, () => silent || s2cStopped);
+    forward(client, upstream, muted, muted);
+    forward(upstream, client, () => muted() || s2cStopped, muted);
     if (silent) upstream.pause();
     else if (s2cStopped) upstream.pause();
   });
@@ -88,11 +103,18 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     resumeServerToClient() {
       s2cStopped = false;
       if (silent) return;
-      for (const p of pairs) if (!p.upstream.destroyed) p.upstream.resume();
+      for (const p of pairs) if (!p.silent && !p.upstream.destroyed) p.upstream.resume();
     },
     silence() {
       silent = true;
       for (const p of pairs) {
+        p.upstream.pause();
+        p.client.pause();
+      }
+    },
+    silenceConnections() {
+      for (const p of pairs) {
+        p.silent = true;
         p.upstream.pause();
         p.client.pause();
       }
