@@ -1,54 +1,76 @@
 /**
- * The soak: a publisher at a steady rate over many topics, resumable
- * subscribers (in-process and child processes), and a chaos loop that kills
- * random subscribers by abort, socket destroy, a silent relay or SIGKILL.
- * Afterwards every subscriber must have every event exactly once (or an
- * honest Gap), and the server must be back to its baseline.
+ * The soak: `runnel serve` in its own process, a publisher at a steady rate
+ * over many topics (in this process), resumable subscribers in host
+ * processes of their own plus `runnel subscribe` child processes, and a chaos
+ * loop that hits random subscribers (abort, socket destroy, silent relay,
+ * SIGKILL). Retention is filled before the subscribers start, so the
+ * server's memory starts at its plateau and a climb means a leak. Afterwards
+ * every subscriber must have every event exactly once (or an honest Gap) and
+ * the server must be back to its baseline: no stream, no resource held, no
+ * bus subscription, no CLOSE_WAIT, its fds as before.
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { spawnChild, type Child } from "../../bench/ipc.js";
 import { EventService } from "../../gen/runnel/v1/event_pb.js";
 import { matches } from "../../src/bus/topic.js";
-import type { RunnelServer } from "../../src/server.js";
+import { CLI } from "../harness/built.js";
+import { startChildServer, type ChildServer } from "../harness/child-server.js";
 import { waitFor } from "../harness/server.js";
-import { ChildSubscriber, InProcessSubscriber, type ChaosKind, type SoakSubscriber } from "./soak-subscriber.js";
+import { sumTotals, type DeliveryTotals } from "./delivery-check.js";
+import { readServer, type ServerReading } from "./server-probe.js";
+import { ChildSubscriber, type ChaosKind, type SoakSubscriber } from "./soak-subscriber.js";
+import type { HostReport, SubscriberSpec } from "./subscriber-host-child.js";
 
 /** How big and how long. */
 export interface SoakOptions {
   readonly subscribers: number;
-  /** Of `subscribers`, how many are child processes (SIGKILL targets). */
+  /** Of `subscribers`, how many are `runnel subscribe` child processes (SIGKILL targets). */
   readonly childSubscribers: number;
-  /** Of the in-process ones, how many subscribe to the pattern `soak.>` (all topics). */
+  /** Of the others, how many subscribe to the pattern `soak.>` (every topic). */
   readonly patternSubscribers: number;
+  /** Processes the in-process subscribers are spread over. */
+  readonly hostProcesses: number;
   readonly topics: number;
   readonly publishPerSecond: number;
   readonly durationMs: number;
   readonly chaosEveryMs: number;
-  /** Path of the built CLI (dist/src/cli.js), for child subscribers. */
-  readonly cliPath: string;
+  /** Events retained per topic, in seconds of publishing; a subscriber down longer gets a Gap. */
+  readonly retentionSeconds: number;
+  /** `--bus` of the server (default: its embedded memory bus). */
+  readonly bus?: string;
   readonly log: (line: string) => void;
 }
 
 /** The figures of a run. */
-export interface SoakReport {
+export interface SoakReport extends DeliveryTotals {
   published: number;
-  /** Achieved publish rate, events/s (below the target when the machine cannot keep up). */
+  /** Achieved publish rate during the chaos, events/s. */
   publishedPerSecond: number;
   publishFailures: number;
-  /** Publishes retried after Unavailable (the publisher's own connection was lost: keepalive under load). */
+  /** Publishes retried after Unavailable. */
   publishRetries: number;
-  received: number;
-  duplicates: number;
-  holes: number;
-  gapped: number;
+  prefilled: number;
   chaos: Record<ChaosKind, number>;
+  /** Subscribers started again from their cursor (after abort or SIGKILL). */
   restarts: number;
+  /** Times a resumable client came back by itself (socket destroyed, silent relay, server Closing). */
+  resumes: number;
+  /** Subscribers that had not caught up within the catch-up bound. */
+  behind: number;
   catchUpMs: number;
+  /** The server after the prefill, before any subscriber. */
+  baseline: ServerReading;
+  /** The server once every client was gone. */
+  after: ServerReading;
+  /** Server RSS, MB, once a second during the chaos. */
   rssMb: number[];
+  serverExitCode: number | null;
   seconds: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const HOST_SCRIPT = new URL("../../dist/test/soak/subscriber-host-child.js", import.meta.url);
 
 /** A publish retried (up to 3 times) when its connection was lost; other errors are failures. */
 async function publishWithRetry<T>(call: () => Promise<T>, onRetry: () => void): Promise<T> {
@@ -63,102 +85,164 @@ async function publishWithRetry<T>(call: () => Promise<T>, onRetry: () => void):
   }
 }
 
-/** Run a soak against `server`; returns the figures (assertions are the caller's). */
-export async function runSoak(server: RunnelServer, o: SoakOptions): Promise<SoakReport> {
+/** Server flags: silent peers found fast, no per-address limit (every client is 127.0.0.1), the retention asked for. */
+function serverArgs(o: SoakOptions, retentionEvents: number): string[] {
+  return [
+    "--ping-interval-ms", "1000", "--ping-timeout-ms", "3000", "--write-timeout-ms", "3000", "--heartbeat-min-ms", "500",
+    "--max-streams-per-peer", "100000", "--retention-events", String(retentionEvents),
+    ...(o.bus === undefined ? [] : ["--bus", o.bus]),
+  ];
+}
+
+/** Run a soak; returns the figures (assertions are the caller's). */
+export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const started = Date.now();
   const topics = Array.from({ length: o.topics }, (_, i) => `soak.t${i}`);
-  const subs: SoakSubscriber[] = [];
-  // Subscribers start spread over a ramp (a tenth of the run, at most 30 s), not all in the same instant.
-  const rampMs = Math.min(30_000, o.durationMs / 10);
-  for (let i = 0; i < o.subscribers; i++) {
-    if (i > 0) await sleep(rampMs / o.subscribers);
-    if (i < o.childSubscribers) subs.push(new ChildSubscriber(o.cliPath, server.url, topics[i % topics.length]!));
-    else if (i < o.childSubscribers + o.patternSubscribers) subs.push(new InProcessSubscriber(server.port, "soak.>", i, i % 2 === 0, 5_000));
-    else subs.push(new InProcessSubscriber(server.port, topics[i % topics.length]!, i, i % 2 === 0, 5_000));
-  }
+  const retentionEvents = Math.max(100, Math.ceil((o.publishPerSecond / o.topics) * o.retentionSeconds));
+  const server: ChildServer = await startChildServer(0, serverArgs(o, retentionEvents));
+  const pid = server.process.pid!;
+  const hosts: Child[] = [];
+  const childSubs: SoakSubscriber[] = [];
+  try {
+    const publisher = createClient(EventService, createGrpcTransport({ baseUrl: server.url }));
+    const published = new Map<string, bigint>();
+    let publishedCount = 0;
+    let publishFailures = 0;
+    let publishRetries = 0;
+    const publishOne = (n: number): Promise<void> => {
+      const topic = topics[n % topics.length]!;
+      return publishWithRetry(() => publisher.publish({ topic, data: new TextEncoder().encode(`e${n}`) }), () => publishRetries++).then(
+        (r) => {
+          publishedCount++;
+          if (r.seq > (published.get(topic) ?? 0n)) published.set(topic, r.seq);
+        },
+        () => void publishFailures++,
+      );
+    };
 
-  // Publisher: a tick every 20 ms publishing its share of the rate, round robin over the topics.
-  const publisher = createClient(EventService, createGrpcTransport({ baseUrl: server.url }));
-  const published = new Map<string, bigint>();
-  let publishedCount = 0;
-  let publishFailures = 0;
-  let publishRetries = 0;
-  let next = 0;
-  let publishing = true;
-  // Publishes are pipelined (up to 256 in flight), so round-trip time does not cap the rate.
-  const inFlight = new Set<Promise<void>>();
-  const publishLoop = (async () => {
-    const from = Date.now();
-    while (publishing) {
-      // What the rate owes by now (a slow tick is made up for, up to a tenth of a second's worth at once).
-      const owed = Math.min(Math.floor((o.publishPerSecond * (Date.now() - from)) / 1000) - next, Math.ceil(o.publishPerSecond / 10));
-      for (let i = 0; i < owed && inFlight.size < 256; i++) {
-        const topic = topics[next++ % topics.length]!;
-        const data = new TextEncoder().encode(`e${next}`);
-        const p: Promise<void> = publishWithRetry(() => publisher.publish({ topic, data }), () => publishRetries++)
-          .then(
-            (r) => {
-              publishedCount++;
-              if (r.seq > (published.get(topic) ?? 0n)) published.set(topic, r.seq);
-            },
-            () => void publishFailures++,
-          )
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
-      }
-      await sleep(20);
+    // 1. Fill every topic's retention, so the server's memory starts where it will stay.
+    const prefill = retentionEvents * topics.length;
+    let next = 0;
+    await Promise.all(Array.from({ length: 128 }, async () => {
+      while (next < prefill) await publishOne(next++);
+    }));
+    const startSeqs = new Map(published);
+    o.log(`soak: ${prefill} events prefilled (${retentionEvents} per topic) in ${Math.round((Date.now() - started) / 1000)} s`);
+    // The baseline is the smallest of a few readings (see step 5 on the reading's own connection).
+    let baseline = await readServer(server.url, pid, server.port);
+    for (let i = 0; i < 4; i++) {
+      await sleep(100);
+      const r = await readServer(server.url, pid, server.port);
+      if (r.fds < baseline.fds) baseline = r;
     }
-  })();
 
-  // Chaos and RSS sampling.
-  const chaos: Record<ChaosKind, number> = { abort: 0, socket_destroy: 0, silent_proxy: 0, sigkill: 0 };
-  const rssMb: number[] = [];
-  const chaosEnd = started + o.durationMs;
-  let lastSample = 0;
-  while (Date.now() < chaosEnd) {
-    const victim = subs[Math.floor(Math.random() * subs.length)]!;
-    const kind = victim.kinds[Math.floor(Math.random() * victim.kinds.length)]!;
-    victim.hit(kind);
-    chaos[kind]++;
-    if (Date.now() - lastSample >= 1_000) {
-      lastSample = Date.now();
-      rssMb.push(Math.round(process.memoryUsage().rss / 1048576));
-      if (rssMb.length % 30 === 0) {
-        const states: Record<string, number> = {};
-        for (const s of subs) if (s instanceof InProcessSubscriber) states[s.state] = (states[s.state] ?? 0) + 1;
-        o.log(`soak ${Math.round((Date.now() - started) / 1000)} s: published ${publishedCount}, live streams ${server.ledger.size}, in-process subscribers ${JSON.stringify(states)}, rss ${rssMb.at(-1)} MB`);
-      }
+    // 2. Subscribers: the in-process ones spread over host processes, the CLI ones children of this process.
+    const perHost: SubscriberSpec[][] = Array.from({ length: o.hostProcesses }, () => []);
+    for (let i = o.childSubscribers; i < o.subscribers; i++) {
+      const pattern = i < o.childSubscribers + o.patternSubscribers;
+      perHost[i % o.hostProcesses]!.push({ topic: pattern ? "soak.>" : topics[i % topics.length]!, transport: i, viaProxy: i % 2 === 0 });
     }
-    await sleep(o.chaosEveryMs);
-  }
-  publishing = false;
-  await publishLoop;
-  await Promise.all(inFlight);
-  const publishSeconds = (Date.now() - started) / 1000;
+    const targets: { kinds: readonly ChaosKind[]; hit: (kind: ChaosKind) => void }[] = [];
+    await Promise.all(perHost.map(async (specs, h) => {
+      const { child } = await spawnChild(`soak subscriber host ${h + 1}`, HOST_SCRIPT, []);
+      hosts.push(child);
+      await child.call("start", { serverPort: server.port, specs, startSeqs, silenceTimeoutMs: 5_000 }, 300_000);
+      specs.forEach((spec, index) => targets.push({
+        kinds: spec.viaProxy ? ["abort", "socket_destroy", "silent_proxy"] : ["abort"],
+        hit: (kind) => child.notify("hit", { index, kind }),
+      }));
+    }));
+    for (let i = 0; i < o.childSubscribers; i++) childSubs.push(new ChildSubscriber(CLI, server.url, topics[i % topics.length]!, startSeqs));
+    await Promise.all(childSubs.map((s) => s.ready));
+    for (const s of childSubs) targets.push(s);
+    o.log(`soak: ${targets.length} subscribers up at ${Math.round((Date.now() - started) / 1000)} s`);
 
-  // Catch-up: every subscriber reaches the last seq of every topic it covers.
-  const catchUpStart = Date.now();
-  await waitFor(
-    () => subs.every((s) => s.check.caughtUp(published, (t) => matches(s.topic, t))),
-    120_000,
-    "every subscriber to catch up",
-  );
-  const catchUpMs = Date.now() - catchUpStart;
-  await Promise.all(subs.map((s) => s.stop()));
-  const sum = (f: (s: SoakSubscriber) => number): number => subs.reduce((n, s) => n + f(s), 0);
-  return {
-    published: publishedCount,
-    publishedPerSecond: Math.round(publishedCount / publishSeconds),
-    publishFailures,
-    publishRetries,
-    received: sum((s) => s.check.received),
-    duplicates: sum((s) => s.check.duplicates),
-    holes: sum((s) => s.check.holes),
-    gapped: sum((s) => s.check.gapped),
-    chaos,
-    restarts: sum((s) => s.restarts),
-    catchUpMs,
-    rssMb,
-    seconds: Math.round((Date.now() - started) / 1000),
-  };
+    // 3. Publish at the rate (pipelined: up to 256 in flight) while chaos hits random subscribers.
+    const inFlight = new Set<Promise<void>>();
+    let publishing = true;
+    const chaosStart = Date.now();
+    const countAtChaosStart = publishedCount;
+    const publishLoop = (async () => {
+      let owedFrom = 0;
+      while (publishing) {
+        // What the rate owes by now (a slow tick is made up for, up to a tenth of a second's worth at once).
+        const due = Math.floor((o.publishPerSecond * (Date.now() - chaosStart)) / 1000);
+        const owed = Math.min(due - owedFrom, Math.ceil(o.publishPerSecond / 10));
+        for (let i = 0; i < owed && inFlight.size < 256; i++, owedFrom++) {
+          const p: Promise<void> = publishOne(next++).finally(() => inFlight.delete(p));
+          inFlight.add(p);
+        }
+        await sleep(10);
+      }
+    })();
+    const chaos: Record<ChaosKind, number> = { abort: 0, socket_destroy: 0, silent_proxy: 0, sigkill: 0 };
+    const rssMb: number[] = [];
+    let lastSample = 0;
+    while (Date.now() < chaosStart + o.durationMs) {
+      const victim = targets[Math.floor(Math.random() * targets.length)]!;
+      const kind = victim.kinds[Math.floor(Math.random() * victim.kinds.length)]!;
+      victim.hit(kind);
+      chaos[kind]++;
+      if (Date.now() - lastSample >= 1_000) {
+        lastSample = Date.now();
+        const r = await readServer(server.url, pid, server.port);
+        rssMb.push(r.rssMb);
+        if (rssMb.length % 30 === 0) {
+          const rate = Math.round((publishedCount - countAtChaosStart) / ((Date.now() - chaosStart) / 1000));
+          o.log(`soak ${Math.round((Date.now() - chaosStart) / 1000)} s: published ${publishedCount} (${rate}/s), streams ${r.streams}, server rss ${r.rssMb} MB, fds ${r.fds}, retained ${r.retainedEvents}`);
+        }
+      }
+      await sleep(o.chaosEveryMs);
+    }
+    publishing = false;
+    await publishLoop;
+    await Promise.all(inFlight);
+    const chaosSeconds = (Date.now() - chaosStart) / 1000;
+
+    // 4. Catch-up: every subscriber reaches the last seq of every topic it covers, then stops.
+    const catchUpStart = Date.now();
+    const catchUpBoundMs = 180_000;
+    const hostReports = await Promise.all(hosts.map((h) => h.call<HostReport>("finish", { published, timeoutMs: catchUpBoundMs }, catchUpBoundMs + 60_000)));
+    const childBehind = (): number => childSubs.filter((s) => !s.check.caughtUp(published, (t) => matches(s.topic, t))).length;
+    await waitFor(() => childBehind() === 0, Math.max(5_000, catchUpBoundMs - (Date.now() - catchUpStart)), "the CLI subscribers to catch up").catch(() => undefined);
+    const behind = childBehind() + hostReports.reduce((n, r) => n + r.behind, 0);
+    const catchUpMs = Date.now() - catchUpStart;
+    await Promise.all(childSubs.map((s) => s.stop()));
+    await Promise.all(hosts.map((h) => h.stop()));
+
+    // 5. The server, once every client is gone, must be back to its baseline. (Each reading's own /metrics
+    // connection may or may not be closed yet when its fds are counted: the reading that settles is the one kept.)
+    let after = await readServer(server.url, pid, server.port);
+    const settled = async (): Promise<boolean> => {
+      after = await readServer(server.url, pid, server.port);
+      return after.streams === 0 && after.resourcesHeld === 0 && after.busSubscriptions === 0 && after.closeWait === 0 && after.fds <= baseline.fds;
+    };
+    await waitFor(settled, 30_000, "the server back to its baseline").catch(() => undefined);
+
+    const checks = [...hostReports, ...childSubs.map((s) => s.check)];
+    const totals = sumTotals(checks);
+    await server.kill("SIGTERM");
+    return {
+      ...totals,
+      published: publishedCount,
+      publishedPerSecond: Math.round((publishedCount - countAtChaosStart) / chaosSeconds),
+      publishFailures,
+      publishRetries,
+      prefilled: prefill,
+      chaos,
+      restarts: hostReports.reduce((n, r) => n + r.restarts, 0) + childSubs.reduce((n, s) => n + s.restarts, 0),
+      resumes: hostReports.reduce((n, r) => n + r.resumes, 0),
+      behind,
+      catchUpMs,
+      baseline,
+      after,
+      rssMb,
+      serverExitCode: server.process.exitCode,
+      seconds: Math.round((Date.now() - started) / 1000),
+    };
+  } finally {
+    await Promise.all(childSubs.map((s) => s.stop()));
+    await Promise.all(hosts.map((h) => h.stop()));
+    await server.kill("SIGKILL");
+  }
 }

@@ -1,174 +1,173 @@
 /**
- * One resumable subscriber of the soak, with the checks that make the soak
- * mean something: every event of its topics exactly once, in seq order, or
- * an honest Gap. It restarts itself after every failure with its last
- * cursor. (A minimal resume loop written for the soak; the project's
- * resumable client, once it lands, can replace `InProcessSubscriber`.)
+ * The two kinds of soak subscriber, each checking what it receives
+ * (DeliveryCheck) and coming back with its cursor after every blow:
  *
- * Two kinds: in-process (connect-es client, optionally through its own TCP
- * relay so chaos can destroy or silence its socket) and a child process
- * running `runnel subscribe --json` (so chaos can SIGKILL it).
+ * - in-process: the project's resumable client (`subscribe()` from
+ *   src/client) over one of five transports, optionally through its own TCP
+ *   relay so chaos can destroy or silence its connections. The client
+ *   resumes by itself after a destroyed or silent connection; after an abort
+ *   (the application dropping the stream) the subscriber starts a new client
+ *   from the cursor the old one reached.
+ * - a child process running `runnel subscribe --json`, restarted with
+ *   `--after CURSOR` after every SIGKILL.
+ *
+ * Both start live, at the head each topic had when the soak began
+ * (`startSeqs`): every event published after that must arrive exactly once.
  */
-import { createClient, type Transport } from "@connectrpc/connect";
+import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import { EventService, type SubscribeRequest } from "../../gen/runnel/v1/event_pb.js";
+import { subscribe } from "../../src/client/index.js";
 import { startTcpProxy, type TcpProxy } from "../harness/tcp-proxy.js";
-
-/** What a subscriber saw, checked as it arrived. */
-export class DeliveryCheck {
-  /** Last seq seen (or skipped by a Gap) per topic. */
-  readonly last = new Map<string, bigint>();
-  received = 0;
-  duplicates = 0;
-  /** Events missing without a Gap saying so. */
-  holes = 0;
-  /** Events reported missing by Gaps. */
-  gapped = 0;
-  cursor = "";
-
-  event(topic: string, seq: bigint, cursor: string): void {
-    const last = this.last.get(topic) ?? 0n;
-    if (seq <= last) {
-      this.duplicates++;
-      return;
-    }
-    if (seq > last + 1n) this.holes += Number(seq - last - 1n);
-    this.last.set(topic, seq);
-    this.received++;
-    this.cursor = cursor;
-  }
-
-  gap(topic: string, fromSeq: bigint, toSeq: bigint): void {
-    const last = this.last.get(topic) ?? 0n;
-    const from = fromSeq > last + 1n ? fromSeq : last + 1n;
-    if (toSeq >= from) this.gapped += Number(toSeq - from + 1n);
-    if (toSeq > last) this.last.set(topic, toSeq);
-  }
-
-  /** True when every topic in `published` that `matches` has been seen up to its last seq. */
-  caughtUp(published: ReadonlyMap<string, bigint>, matches: (topic: string) => boolean): boolean {
-    for (const [topic, seq] of published) if (matches(topic) && (this.last.get(topic) ?? 0n) < seq) return false;
-    return true;
-  }
-}
+import { DeliveryCheck } from "./delivery-check.js";
 
 /** Chaos a subscriber can suffer. */
 export type ChaosKind = "abort" | "socket_destroy" | "silent_proxy" | "sigkill";
 
-/** A soak subscriber of either kind. */
+/** What every soak subscriber offers the soak. */
 export interface SoakSubscriber {
   readonly topic: string;
   readonly check: DeliveryCheck;
+  /** Times the subscriber was started again from its cursor (after an abort or a SIGKILL). */
   readonly restarts: number;
+  /** Times the resumable client came back by itself (its onRetry). */
+  readonly resumes: number;
   /** The chaos this subscriber can be hit with. */
   readonly kinds: readonly ChaosKind[];
+  /** Resolves once the first stream was subscribed (the server has it: events published from now on are its). */
+  readonly ready: Promise<void>;
   hit(kind: ChaosKind): void;
   stop(): Promise<void>;
 }
 
-const TRANSPORT_MAKERS: readonly ((baseUrl: string) => Transport)[] = [
+/** H2 sessions are kept alive by PINGs, so a silent one is found by the transport too, not only by the client's watchdog. */
+const H2 = { idleConnectionTimeoutMs: 500, pingIntervalMs: 2_000, pingTimeoutMs: 2_000 } as const;
+
+/** The five ways a connect-node client can talk to runnel; subscriber i uses TRANSPORTS[i % 5]. */
+export const TRANSPORTS: readonly ((baseUrl: string) => Transport)[] = [
   (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1" }),
-  (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2", idleConnectionTimeoutMs: 500 }),
-  (baseUrl) => createGrpcTransport({ baseUrl, idleConnectionTimeoutMs: 500 }),
+  (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2", ...H2 }),
+  (baseUrl) => createGrpcTransport({ baseUrl, ...H2 }),
   (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }),
-  (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "2", idleConnectionTimeoutMs: 500 }),
+  (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "2", ...H2 }),
 ];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** An in-process subscriber with a resume loop and a silence watchdog (no message for `silenceMs`: reconnect). */
+/** Resolves the first time `resolve` is called; later calls do nothing. */
+function once(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => undefined;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Options of an in-process subscriber. */
+export interface InProcessOptions {
+  readonly serverPort: number;
+  readonly topic: string;
+  /** Index into TRANSPORTS (taken modulo its length). */
+  readonly transport: number;
+  /** Through its own relay (chaos: socket_destroy, silent_proxy) or straight to the server (chaos: abort only). */
+  readonly viaProxy: boolean;
+  readonly startSeqs: ReadonlyMap<string, bigint>;
+  /** The resumable client's silence bound, ms. */
+  readonly silenceTimeoutMs: number;
+}
+
+/** A subscriber on the resumable client, in this process. */
 export class InProcessSubscriber implements SoakSubscriber {
-  readonly check = new DeliveryCheck();
-  restarts = 0;
-  /** Where the resume loop is, for the soak's progress lines (a subscriber stuck in one place shows up there). */
-  state: "relay" | "subscribing" | "streaming" | "closing_relay" | "waiting" | "stopped" = "relay";
+  readonly topic: string;
+  readonly check: DeliveryCheck;
   readonly kinds: readonly ChaosKind[];
+  readonly ready: Promise<void>;
+  restarts = 0;
+  resumes = 0;
+  private readonly subscribed = once();
   private stopped = false;
-  private attempt: AbortController | undefined;
+  private abort: AbortController | undefined;
   private proxy: TcpProxy | undefined;
   private readonly loop: Promise<void>;
 
-  constructor(
-    private readonly serverPort: number,
-    readonly topic: string,
-    private readonly index: number,
-    private readonly viaProxy: boolean,
-    private readonly silenceMs: number,
-  ) {
-    this.kinds = viaProxy ? ["abort", "socket_destroy", "silent_proxy"] : ["abort"];
+  constructor(private readonly o: InProcessOptions) {
+    this.topic = o.topic;
+    this.check = new DeliveryCheck(o.startSeqs);
+    this.kinds = o.viaProxy ? ["abort", "socket_destroy", "silent_proxy"] : ["abort"];
+    this.ready = this.subscribed.promise;
     this.loop = this.run();
   }
 
   hit(kind: ChaosKind): void {
-    if (kind === "abort") this.attempt?.abort();
+    if (kind === "abort") this.abort?.abort();
     else if (kind === "socket_destroy") this.proxy?.destroyConnections();
-    else if (kind === "silent_proxy") this.proxy?.silence();
+    else if (kind === "silent_proxy") this.proxy?.silenceConnections();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.attempt?.abort();
+    this.abort?.abort();
     await this.loop;
+    await this.proxy?.close();
   }
 
   private async run(): Promise<void> {
+    if (this.o.viaProxy) this.proxy = await startTcpProxy(this.o.serverPort);
+    const baseUrl = this.proxy?.url ?? `http://127.0.0.1:${this.o.serverPort}`;
+    let cursor = "";
     while (!this.stopped) {
-      const attempt = (this.attempt = new AbortController());
-      this.state = "relay";
-      this.proxy = this.viaProxy ? await startTcpProxy(this.serverPort) : undefined;
-      const baseUrl = this.proxy?.url ?? `http://127.0.0.1:${this.serverPort}`;
-      const client = createClient(EventService, TRANSPORT_MAKERS[this.index % TRANSPORT_MAKERS.length]!(baseUrl));
-      const start: SubscribeRequest["start"] = this.check.cursor === "" ? { case: "earliest", value: true } : { case: "afterCursor", value: this.check.cursor };
-      // Silence means no message for `silenceMs` once the stream is up; setting up gets four times as long
-      // (on a loaded machine hundreds of connections being set up at once are slow, not silent).
-      let lastMessageMs = Date.now();
-      let allowedMs = this.silenceMs * 4;
-      const watchdog = setInterval(() => {
-        if (Date.now() - lastMessageMs > allowedMs) attempt.abort();
-      }, Math.max(100, this.silenceMs / 4));
-      this.state = "subscribing";
+      const abort = (this.abort = new AbortController());
+      // A new client each time, as an application restarted from its saved cursor would make.
+      const transport = TRANSPORTS[this.o.transport % TRANSPORTS.length]!(baseUrl);
+      const start = cursor === "" ? {} : { start: { case: "afterCursor" as const, value: cursor } };
+      const stream = subscribe(
+        transport,
+        { topic: this.topic, heartbeatMs: 1_000, ...start },
+        {
+          signal: abort.signal,
+          silenceTimeoutMs: this.o.silenceTimeoutMs,
+          retry: { initialDelayMs: 50, maxDelayMs: 1_000, maxAttempts: 1_000 },
+          onRetry: () => this.resumes++,
+        },
+      );
       try {
-        for await (const m of client.subscribe({ topic: this.topic, start, heartbeatMs: 1_000 }, { signal: attempt.signal })) {
-          lastMessageMs = Date.now();
-          allowedMs = this.silenceMs;
-          this.state = "streaming";
-          if (m.kind.case === "event") this.check.event(m.kind.value.topic, m.kind.value.seq, m.kind.value.cursor);
-          else if (m.kind.case === "gap") this.check.gap(m.kind.value.topic, m.kind.value.fromSeq, m.kind.value.toSeq);
+        for await (const m of stream) {
+          const k = m.kind;
+          if (k.case === "event") this.check.event(k.value.topic, k.value.seq);
+          else if (k.case === "gap") this.check.gap(k.value.topic, k.value.fromSeq, k.value.toSeq);
+          else if (k.case === "subscribed") this.subscribed.resolve();
         }
       } catch {
-        // Every way the attempt can end is a reason to resume.
-      } finally {
-        clearInterval(watchdog);
-        attempt.abort();
-        this.state = "closing_relay";
-        await this.proxy?.close();
-        this.proxy = undefined;
+        // Aborted by chaos or by stop(), or the client gave up: start again from the cursor it reached.
       }
+      cursor = stream.cursor;
       if (this.stopped) break;
       this.restarts++;
-      this.state = "waiting";
       await sleep(20 + Math.floor(Math.random() * 100));
     }
-    this.state = "stopped";
   }
 }
 
-/** A `runnel subscribe --json` child process, restarted with `--after CURSOR` whenever it dies. */
+/** A `runnel subscribe --json` child process, started again with `--after CURSOR` whenever it dies. */
 export class ChildSubscriber implements SoakSubscriber {
-  readonly check = new DeliveryCheck();
-  restarts = 0;
+  readonly check: DeliveryCheck;
   readonly kinds: readonly ChaosKind[] = ["sigkill"];
+  readonly ready: Promise<void>;
+  restarts = 0;
+  resumes = 0;
+  private readonly subscribed = once();
   private stopped = false;
   private child: ChildProcess | undefined;
+  private cursor = "";
   private readonly loop: Promise<void>;
 
   constructor(
     private readonly cliPath: string,
     private readonly baseUrl: string,
     readonly topic: string,
+    startSeqs: ReadonlyMap<string, bigint>,
   ) {
+    this.check = new DeliveryCheck(startSeqs);
+    this.ready = this.subscribed.promise;
     this.loop = this.run();
   }
 
@@ -184,15 +183,22 @@ export class ChildSubscriber implements SoakSubscriber {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const position = this.check.cursor === "" ? ["--earliest"] : ["--after", this.check.cursor];
+      const position = this.cursor === "" ? [] : ["--after", this.cursor];
       const child = (this.child = spawn(process.execPath, [this.cliPath, "subscribe", this.topic, ...position, "--json", "--url", this.baseUrl, "--protocol", "grpc"], {
         stdio: ["ignore", "pipe", "ignore"],
       }));
       const lines = createInterface({ input: child.stdout! });
       lines.on("line", (line) => {
-        const m = JSON.parse(line) as { type: string; topic: string; seq: string; cursor: string; fromSeq: string; toSeq: string };
-        if (m.type === "event") this.check.event(m.topic, BigInt(m.seq), m.cursor);
-        else if (m.type === "gap") this.check.gap(m.topic, BigInt(m.fromSeq), BigInt(m.toSeq));
+        const m = JSON.parse(line) as { type: string; topic: string; seq: string; cursor: string; fromSeq: string; toSeq: string; headCursor: string };
+        if (m.type === "event") {
+          this.check.event(m.topic, BigInt(m.seq));
+          this.cursor = m.cursor;
+        } else if (m.type === "gap") this.check.gap(m.topic, BigInt(m.fromSeq), BigInt(m.toSeq));
+        else if (m.type === "subscribed") {
+          // A live start resumes from the head it was given until an event names a later position.
+          if (this.cursor === "") this.cursor = m.headCursor;
+          this.subscribed.resolve();
+        }
       });
       await new Promise<void>((resolve) => child.once("close", () => resolve()));
       lines.close();
