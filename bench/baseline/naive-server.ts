@@ -74,9 +74,9 @@ interface Topic {
   readonly subscribers: Set<AsyncQueue<SubscribeResponse>>;
 }
 
-/** The naive EventService implementation. */
+/** The naive EventService implementation (Publish and Subscribe; PublishBatch answers Unimplemented). */
 export function createNaiveEventService(hooks: NaiveHooks = {}): {
-  service: ServiceImpl<typeof EventService>;
+  service: Partial<ServiceImpl<typeof EventService>>;
   activeStreams: () => number;
 } {
   const topics = new Map<string, Topic>();
@@ -92,7 +92,7 @@ export function createNaiveEventService(hooks: NaiveHooks = {}): {
     return t;
   }
 
-  const service: ServiceImpl<typeof EventService> = {
+  const service: Partial<ServiceImpl<typeof EventService>> = {
     publish(req: PublishRequest) {
       if (req.topic === "") throw new ConnectError("topic is required", Code.InvalidArgument);
       const t = topicOf(req.topic);

@@ -1,13 +1,16 @@
 /**
  * The one place requests are let in: a Connect interceptor authenticates
- * every call and puts its Principal in the context values; services ask
- * `requirePublish` / `requireSubscribe` / `requireTail` for the one thing
- * each request touches; AdminService needs `admin` for every method, decided
- * here by service name.
+ * every call, checks the kind of right its method needs (DOORS) and puts its
+ * Principal in the context values; services ask `requirePublish` /
+ * `requireSubscribe` / `requireTail` for the one thing each request touches.
+ * AdminService needs `admin` for every method; a runnel method without a
+ * rule in DOORS is refused, never let through.
  */
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/runnel/v1/admin_pb.js";
+import { EventService } from "../../gen/runnel/v1/event_pb.js";
+import { TailService } from "../../gen/runnel/v1/tail_pb.js";
 import type { Authenticator } from "./authenticator.js";
 import { TokenRefused } from "./jwt.js";
 import { ANONYMOUS, mayPublish, maySubscribe, mayTail, type Principal } from "./rights.js";
@@ -18,12 +21,54 @@ export const principalKey = createContextKey<Principal>(ANONYMOUS, { description
 /** Where a service reports a PermissionDenied it decided (the metric); a no-op unless the interceptor set it. */
 const deniedKey = createContextKey<(code: Code) => void>(() => undefined, { description: "runnel auth refusal counter" });
 
-/** Authenticate every call; refuse AdminService to non-admins. */
+/**
+ * The kind of right a method needs at the door: the caller must hold at least
+ * one right of that kind ("authenticated": none, the handler decides what to
+ * show). The handler then checks the exact topic or path it touches.
+ */
+export type Door = "publish" | "subscribe" | "tail" | "admin" | "authenticated";
+
+/** The door of every runnel method, by "package.Service/Method". A runnel method missing here is refused. */
+export const DOORS: Readonly<Record<string, Door>> = {
+  [`${EventService.typeName}/Publish`]: "publish",
+  [`${EventService.typeName}/PublishBatch`]: "publish",
+  [`${EventService.typeName}/Subscribe`]: "subscribe",
+  [`${TailService.typeName}/Tail`]: "tail",
+  [`${TailService.typeName}/ListFiles`]: "authenticated",
+  [`${AdminService.typeName}/ListStreams`]: "admin",
+  [`${AdminService.typeName}/CloseStream`]: "admin",
+};
+
+/** Services whose methods must each have a rule in DOORS (the others, health and reflection, need only a caller). */
+const RUNNEL_SERVICES: ReadonlySet<string> = new Set([EventService.typeName, TailService.typeName, AdminService.typeName]);
+
+/** Authenticate every call; refuse a call whose method needs a right the caller has none of. */
 export function authInterceptor(auth: Authenticator, onRefused: (code: Code) => void): Interceptor {
   return (next) => async (req) => {
-    await admitCall(auth, onRefused, req.header, req.contextValues, req.service);
+    await admitCall(auth, onRefused, req.header, req.contextValues, req.service, req.method);
     return next(req);
   };
+}
+
+/** Why `principal` may not call `method` at all, or undefined when the door lets it in. */
+export function doorProblem(principal: Principal, service: DescService, method: DescMethod): string | undefined {
+  const rights = principal.rights;
+  // Every AdminService method needs admin, including any added later.
+  if (service.typeName === AdminService.typeName) return rights.admin ? undefined : `${principal.name} has no admin right`;
+  const door = DOORS[`${service.typeName}/${method.name}`];
+  if (door === undefined) return RUNNEL_SERVICES.has(service.typeName) ? `${service.typeName}/${method.name} has no access rule` : undefined;
+  switch (door) {
+    case "publish":
+      return rights.publish.length > 0 ? undefined : `${principal.name} has no publish right`;
+    case "subscribe":
+      return rights.subscribe.length > 0 ? undefined : `${principal.name} has no subscribe right`;
+    case "tail":
+      return rights.tail.length > 0 ? undefined : `${principal.name} has no tail right`;
+    case "admin":
+      return rights.admin ? undefined : `${principal.name} has no admin right`;
+    case "authenticated":
+      return undefined;
+  }
 }
 
 /**
@@ -37,6 +82,7 @@ export async function admitCall(
   header: Headers,
   values: ContextValues,
   service: DescService,
+  method: DescMethod,
 ): Promise<void> {
   let principal: Principal;
   try {
@@ -46,9 +92,10 @@ export async function admitCall(
     if (e instanceof TokenRefused) throw new ConnectError(e.message, Code.Unauthenticated);
     throw e;
   }
-  if (service.typeName === AdminService.typeName && !principal.rights.admin) {
+  const problem = doorProblem(principal, service, method);
+  if (problem !== undefined) {
     onRefused(Code.PermissionDenied);
-    throw new ConnectError(`${principal.name} has no admin right`, Code.PermissionDenied);
+    throw new ConnectError(problem, Code.PermissionDenied);
   }
   values.set(principalKey, principal);
   values.set(deniedKey, onRefused);

@@ -35,7 +35,7 @@ export function createGate(authFile: string | undefined, registry: Registry): Ga
   return {
     authenticator,
     interceptor: authInterceptor(authenticator, count),
-    admit: (ctx) => admitCall(authenticator, count, ctx.requestHeader, ctx.values, ctx.service),
+    admit: (ctx) => admitCall(authenticator, count, ctx.requestHeader, ctx.values, ctx.service, ctx.method),
     async scrapeStatus(authorization) {
       if (!authenticator.enabled) return 200;
       try {

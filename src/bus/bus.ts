@@ -97,10 +97,23 @@ export interface BusStats {
   readonly retainedBytes: number;
 }
 
+/** One event to append. */
+export interface PublishInput {
+  readonly topic: string;
+  readonly data: Uint8Array;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
 /** The event store and fan-out engine. */
 export interface Bus {
   /** Append one event. Rejects with BusError("unavailable") when the backend is down. */
   publish(topic: string, data: Uint8Array, headers: Readonly<Record<string, string>>): Promise<StoredEvent>;
+  /**
+   * Append several events, in order, as one atomic step: all of them or none
+   * (a BusError), with no other publish between them, so events of one topic
+   * get consecutive seqs. Resolves with one StoredEvent per input, in order.
+   */
+  publishBatch(events: readonly PublishInput[]): Promise<StoredEvent[]>;
   /**
    * Start a subscription. Validates the start position against the bus state
    * and throws BusError("invalid") for unknown or malformed cursors, from_seq on a

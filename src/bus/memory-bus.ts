@@ -8,7 +8,7 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { type Bus, BusError, type BusStats, type DeliverySink, type StoredEvent, type SubscribeSpec } from "./bus.js";
+import { type Bus, BusError, type BusStats, type DeliverySink, type PublishInput, type StoredEvent, type SubscribeSpec } from "./bus.js";
 import { encodeCursor } from "./cursor-codec.js";
 import { OldestFirst } from "./memory-retention.js";
 import { planStart, startCursorOf } from "./memory-start.js";
@@ -155,6 +155,26 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     return event;
   }
 
+  /**
+   * Append a batch: everything that could refuse one of its events (a closed
+   * bus, a bad topic, the topic limit) is checked first, so the appends that
+   * follow cannot fail midway; they run in one synchronous step, so no other
+   * publish lands between them.
+   */
+  function appendBatch(events: readonly PublishInput[]): StoredEvent[] {
+    if (closed) throw new BusError("unavailable", "bus is closed");
+    const fresh = new Set<string>();
+    for (const e of events) {
+      const problem = topicProblem(e.topic);
+      if (problem !== undefined) throw new BusError("invalid", problem);
+      if (topics.get(e.topic) === undefined) fresh.add(e.topic);
+    }
+    if (fresh.size > 0 && topics.size + fresh.size > maxTopics) {
+      throw new BusError("exhausted", `the bus holds ${topics.size} of its maximum of ${maxTopics} topics; cannot create ${fresh.size} more`);
+    }
+    return events.map((e) => append(e.topic, e.data, e.headers));
+  }
+
   function fanOut(): void {
     if (fanningOut) return;
     fanningOut = true;
@@ -176,6 +196,14 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     publish(topic, data, headers) {
       try {
         return Promise.resolve(append(topic, data, headers));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    publishBatch(events) {
+      try {
+        return Promise.resolve(appendBatch(events));
       } catch (error) {
         return Promise.reject(error);
       }

@@ -2,7 +2,8 @@
  * The Redis side of the Redis bus: key names and the Lua scripts that make
  * a publish atomic. One script assigns the topic's next seq (HINCRBY), the
  * firehose position (INCR) and the stream id (XADD to the firehose), then
- * appends the same id to the topic's own stream and trims both. Because all of
+ * appends the same id to the topic's own stream and trims both; for a batch
+ * it does so for each event in turn, within the same script. Because all of
  * it runs as one script, seqs are gapless per topic whichever node publishes,
  * and the firehose order is the one order every node fans out in.
  */
@@ -36,41 +37,54 @@ export function redisKeys(prefix: string): RedisKeys {
   };
 }
 
-// KEYS: epoch, seqs, count, firehose, topic stream, trimmed.
-// ARGV: epoch candidate, topic, data, headers JSON, topic MAXLEN (0 none), topic max age ms (0 none), firehose MAXLEN.
-// Returns { id, seq, epoch }.
+// Publishes one or more events, in order, in one script (so nothing else runs between them).
+// KEYS: epoch, seqs, count, firehose, trimmed, then the topic stream of each event.
+// ARGV: epoch candidate, topic MAXLEN (0 none), topic max age ms (0 none), firehose MAXLEN,
+//       then topic, data, headers JSON of each event.
+// Returns { epoch, id 1, seq 1, id 2, seq 2, ... }.
 const PUBLISH = `
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
 end
-local seq = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-local n = redis.call('INCR', KEYS[3])
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 't', ARGV[2], 's', seq, 'd', ARGV[3], 'h', ARGV[4], 'n', n)
-local maxlen = tonumber(ARGV[5])
-if maxlen > 0 then
-  local len = redis.call('XLEN', KEYS[5])
-  if len >= maxlen then
-    local gone = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', len - maxlen + 1)
-    redis.call('HSET', KEYS[6], ARGV[2], gone[#gone][1])
-  end
-  redis.call('XADD', KEYS[5], 'MAXLEN', maxlen, id, 's', seq, 'd', ARGV[3], 'h', ARGV[4])
-else
-  redis.call('XADD', KEYS[5], id, 's', seq, 'd', ARGV[3], 'h', ARGV[4])
-end
-local maxAge = tonumber(ARGV[6])
+local maxlen = tonumber(ARGV[2])
+local maxAge = tonumber(ARGV[3])
+local minid = nil
 if maxAge > 0 then
   local t = redis.call('TIME')
   local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local minid = string.format('%d-0', nowMs - maxAge)
-  local gone = redis.call('XREVRANGE', KEYS[5], '(' .. minid, '-', 'COUNT', 1)
-  if #gone > 0 then
-    redis.call('HSET', KEYS[6], ARGV[2], gone[1][1])
-    redis.call('XTRIM', KEYS[5], 'MINID', minid)
-  end
+  minid = string.format('%d-0', nowMs - maxAge)
 end
-return { id, seq, epoch }
+local out = { epoch }
+for i = 1, #KEYS - 5 do
+  local key = KEYS[5 + i]
+  local a = 4 + (i - 1) * 3
+  local topic, data, headers = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local seq = redis.call('HINCRBY', KEYS[2], topic, 1)
+  local n = redis.call('INCR', KEYS[3])
+  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 't', topic, 's', seq, 'd', data, 'h', headers, 'n', n)
+  if maxlen > 0 then
+    local len = redis.call('XLEN', key)
+    if len >= maxlen then
+      local gone = redis.call('XRANGE', key, '-', '+', 'COUNT', len - maxlen + 1)
+      redis.call('HSET', KEYS[5], topic, gone[#gone][1])
+    end
+    redis.call('XADD', key, 'MAXLEN', maxlen, id, 's', seq, 'd', data, 'h', headers)
+  else
+    redis.call('XADD', key, id, 's', seq, 'd', data, 'h', headers)
+  end
+  if minid then
+    local gone = redis.call('XREVRANGE', key, '(' .. minid, '-', 'COUNT', 1)
+    if #gone > 0 then
+      redis.call('HSET', KEYS[5], topic, gone[1][1])
+      redis.call('XTRIM', key, 'MINID', minid)
+    end
+  end
+  out[#out + 1] = id
+  out[#out + 1] = seq
+end
+return out
 `;
 
 // KEYS: epoch, count, firehose. Returns { epoch or false, last firehose id ("0-0" when none), events ever published }.
@@ -89,16 +103,14 @@ return { epoch, last, n }
 
 /** A Redis connection with runnel's scripts defined (run with EVALSHA, loaded on first use). */
 export interface ScriptedRedis extends Redis {
-  runnelPublish(
-    epoch: string, seqs: string, count: string, firehose: string, topicKey: string, trimmed: string,
-    candidate: string, topic: string, data: Uint8Array, headers: string, maxlen: number, maxAgeMs: number, firehoseMaxlen: number,
-  ): Promise<[string, number, string]>;
+  /** PUBLISH: the number of keys first, then the keys and arguments it lists. */
+  runnelPublish(numberOfKeys: number, ...keysAndArgs: Array<string | number | Buffer>): Promise<Array<string | number>>;
   runnelSnapshot(epoch: string, count: string, firehose: string): Promise<[string | null, string, number]>;
 }
 
 /** Defines the scripts on `redis` and returns it typed with them. */
 export function withScripts(redis: Redis): ScriptedRedis {
-  redis.defineCommand("runnelPublish", { numberOfKeys: 6, lua: PUBLISH });
+  redis.defineCommand("runnelPublish", { lua: PUBLISH }); // the number of keys varies: callers pass it first
   redis.defineCommand("runnelSnapshot", { numberOfKeys: 3, lua: SNAPSHOT, readOnly: true });
   // defineCommand adds the methods at run time; this is the type that says so.
   return redis as ScriptedRedis;

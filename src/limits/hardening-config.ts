@@ -25,6 +25,8 @@ export interface HardeningConfig {
   readonly publishBurst: number;
   /** Largest event payload, bytes. */
   readonly maxEventBytes: number;
+  /** Most events in one PublishBatch. */
+  readonly maxBatchEvents: number;
   /** Most headers on one event, and their total size in bytes (names + values). */
   readonly maxEventHeaders: number;
   readonly maxEventHeaderBytes: number;
@@ -54,6 +56,7 @@ export const HARDENING_DEFAULTS: HardeningConfig = {
   publishRate: 0,
   publishBurst: 0,
   maxEventBytes: 1024 * 1024,
+  maxBatchEvents: 1_000,
   maxEventHeaders: 64,
   maxEventHeaderBytes: 16 * 1024,
   maxTopicLength: MAX_TOPIC_LENGTH,
@@ -74,6 +77,7 @@ export const HARDENING_NUMERIC: ReadonlyArray<readonly [string, keyof HardeningC
   ["publish-rate", "publishRate", 0],
   ["publish-burst", "publishBurst", 0],
   ["max-event-bytes", "maxEventBytes", 1],
+  ["max-batch-events", "maxBatchEvents", 1],
   ["max-event-headers", "maxEventHeaders", 0],
   ["max-event-header-bytes", "maxEventHeaderBytes", 0],
   ["max-topic-length", "maxTopicLength", 1],

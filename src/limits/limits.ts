@@ -21,6 +21,7 @@ export const LIMIT_NAMES = [
   "streams_per_token",
   "pattern_subscriptions",
   "publish_rate",
+  "batch_events",
   "event_bytes",
   "event_headers",
   "event_header_bytes",
@@ -99,15 +100,29 @@ export class Limits {
   }
 
   /**
-   * Everything a publish is bounded by: rate (per token; per remote address
-   * when auth is off), topic, payload and headers.
+   * The publish rate (per token; per remote address when auth is off). It
+   * counts events, not calls: a publish of `events` events takes that many
+   * tokens, all or none.
    */
-  admitPublish(ctx: HandlerContext, principal: Principal, topic: string, data: Uint8Array, headers: Record<string, string>): void {
+  admitPublish(ctx: HandlerContext, principal: Principal, events = 1): void {
     const c = this.config;
     const who = principal.name === "anonymous" ? peerAddress(ctx) : principal.name;
-    if (!this.publishBuckets.take(who)) {
-      throw this.hit("publish_rate", `${who} is over its publish rate of ${c.publishRate}/s; slow down`);
+    if (!this.publishBuckets.take(who, events)) {
+      const burst = c.publishBurst || c.publishRate;
+      const batch = events === 1 ? "" : events > burst ? ` (a batch of ${events} events is more than its burst of ${burst}: split it)` : ` (a batch of ${events} events needs as many tokens)`;
+      throw this.hit("publish_rate", `${who} is over its publish rate of ${c.publishRate}/s${batch}; slow down`);
     }
+  }
+
+  /** The number of events in one PublishBatch (an empty batch is the service's InvalidArgument). */
+  checkBatch(events: number): void {
+    const c = this.config;
+    if (events > c.maxBatchEvents) throw this.hit("batch_events", `the batch has ${events} events (at most ${c.maxBatchEvents})`);
+  }
+
+  /** Everything one event is bounded by: topic, payload and headers. */
+  checkEvent(topic: string, data: Uint8Array, headers: Record<string, string>): void {
+    const c = this.config;
     this.checkTopic(topic);
     if (data.byteLength > c.maxEventBytes) throw this.hit("event_bytes", `event data is ${data.byteLength} bytes (at most ${c.maxEventBytes})`);
     const keys = Object.keys(headers);

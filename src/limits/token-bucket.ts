@@ -16,8 +16,8 @@ export class TokenBuckets {
     private readonly maxKeys = 10_000,
   ) {}
 
-  /** Take one token for `key`; false when its bucket is empty. */
-  take(key: string, nowMs = Date.now()): boolean {
+  /** Take `n` tokens for `key`, all or none; false (and nothing taken) when its bucket holds fewer. */
+  take(key: string, n = 1, nowMs = Date.now()): boolean {
     if (this.ratePerSecond === 0) return true;
     let b = this.buckets.get(key);
     if (b === undefined) {
@@ -28,8 +28,8 @@ export class TokenBuckets {
       b.tokens = Math.min(this.burst, b.tokens + ((nowMs - b.atMs) / 1000) * this.ratePerSecond);
       b.atMs = nowMs;
     }
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
+    if (b.tokens < n) return false;
+    b.tokens -= n;
     return true;
   }
 

@@ -1,9 +1,9 @@
 /**
- * runnel.v1.EventService: Publish and Subscribe. Thin on purpose: it
+ * runnel.v1.EventService: Publish, PublishBatch and Subscribe. Thin on purpose: it
  * validates, translates between protobuf and the bus, and hands the stream's
  * life to the stream core.
  */
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Bus, BusError, DeliverySink, GapNotice, StartPosition, StoredEvent } from "../bus/bus.js";
@@ -14,11 +14,14 @@ import type { OpenFramed } from "../stream/fast-path.js";
 import type { Ledger } from "../stream/ledger.js";
 import {
   EventService,
+  PublishBatchResponseSchema,
   PublishResponseSchema,
   SlowConsumerPolicy,
   type SubscribeRequestSchema,
   type SubscribeResponseSchema,
+  type PublishBatchRequest,
   type PublishRequest,
+  type PublishResponse,
   type SubscribeRequest,
   type SubscribeResponse,
 } from "../../gen/runnel/v1/event_pb.js";
@@ -37,7 +40,7 @@ export interface EventServiceDeps {
   readonly config: Config;
   /** Stream counts, publish rate and sizes (src/limits). */
   readonly limits: Limits;
-  /** Called once per accepted publish (metrics). */
+  /** Called once per published event (metrics). */
   readonly onPublished: () => void;
 }
 
@@ -47,17 +50,38 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
   const subscribeParts = subscribePartsOf(deps);
   return {
     async publish(req: PublishRequest, ctx: HandlerContext) {
-      const principal = principalOf(ctx);
-      deps.limits.admitPublish(ctx, principal, req.topic, req.data, req.headers);
-      requireValid(topicProblem(req.topic) ?? headersProblem(req.headers));
-      requirePublish(ctx, req.topic);
+      deps.limits.admitPublish(ctx, principalOf(ctx));
+      admitEvent(deps.limits, ctx, req);
       try {
         const event = await bus.publish(req.topic, req.data, req.headers);
         deps.onPublished();
-        return create(PublishResponseSchema, { seq: event.seq, cursor: event.cursor, time: timestampFromMs(event.timeMs) });
+        return responseOf(event);
       } catch (e) {
         throw statusOf(e);
       }
+    },
+
+    async publishBatch(req: PublishBatchRequest, ctx: HandlerContext) {
+      const events = req.events;
+      requireValid(events.length === 0 ? "a batch needs at least one event" : undefined);
+      deps.limits.checkBatch(events.length);
+      deps.limits.admitPublish(ctx, principalOf(ctx), events.length);
+      // All-or-nothing admission: every event passes before any is published.
+      for (let i = 0; i < events.length; i++) {
+        try {
+          admitEvent(deps.limits, ctx, events[i]!);
+        } catch (e) {
+          throw atIndex(i, e);
+        }
+      }
+      let stored: StoredEvent[];
+      try {
+        stored = await bus.publishBatch(events);
+      } catch (e) {
+        throw statusOf(e);
+      }
+      for (let i = 0; i < stored.length; i++) deps.onPublished();
+      return create(PublishBatchResponseSchema, { results: stored.map(responseOf) });
     },
 
     subscribe(req: SubscribeRequest, ctx: HandlerContext) {
@@ -65,6 +89,27 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       return openStream<SubscribeResponse>(ctx, ledger, settings, subscribeMessages, setup);
     },
   };
+}
+
+/**
+ * The checks of one event, the same for Publish and for each event of
+ * PublishBatch (the rate is taken separately, per call): size limits
+ * (ResourceExhausted), a valid topic and headers (InvalidArgument), the
+ * caller's publish right for the topic (PermissionDenied).
+ */
+function admitEvent(limits: Limits, ctx: HandlerContext, event: PublishRequest): void {
+  limits.checkEvent(event.topic, event.data, event.headers);
+  requireValid(topicProblem(event.topic) ?? headersProblem(event.headers));
+  requirePublish(ctx, event.topic);
+}
+
+/** The refusal of `events[i]`: its code, its message prefixed with its index. */
+function atIndex(i: number, e: unknown): unknown {
+  return e instanceof ConnectError ? new ConnectError(`events[${i}]: ${e.rawMessage}`, e.code) : e;
+}
+
+function responseOf(event: StoredEvent): PublishResponse {
+  return create(PublishResponseSchema, { seq: event.seq, cursor: event.cursor, time: timestampFromMs(event.timeMs) });
 }
 
 /**

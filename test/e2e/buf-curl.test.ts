@@ -79,7 +79,7 @@ describe("buf curl without --schema (server reflection)", () => {
       expect(unknown.stderr).toMatch(/"code": "not_found"/);
 
       const list = await run(BUF, ["curl", ...p.flags, "--list-methods", server.url]).done;
-      expect(list.stdout.split("\n")).toEqual(expect.arrayContaining(["runnel.v1.EventService/Subscribe", "runnel.v1.EventService/Publish", "grpc.health.v1.Health/Watch"]));
+      expect(list.stdout.split("\n")).toEqual(expect.arrayContaining(["runnel.v1.EventService/Subscribe", "runnel.v1.EventService/Publish", "runnel.v1.EventService/PublishBatch", "grpc.health.v1.Health/Watch"]));
     });
 
     it(`${p.name}: Subscribe streams events; timeout -s INT releases the stream on the server`, async () => {

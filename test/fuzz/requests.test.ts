@@ -80,6 +80,19 @@ describe("fuzzing request messages", () => {
     await expectNoStreams(server);
   });
 
+  it("PublishBatch: every input gets OK or a client-error code", async () => {
+    const eventArb = fc.record({ topic: topicArb, data: fc.uint8Array({ maxLength: 3000 }), headers: headersArb });
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: TRANSPORTS.length - 1 }), fc.array(eventArb, { maxLength: 12 }), async (t, events) => {
+        const client = createClient(EventService, TRANSPORTS[t]!.create(server.url));
+        const code = await codeOf(() => client.publishBatch({ events }, { timeoutMs: 10_000 }));
+        expect(code === "ok" || CLIENT_CODES.has(code), `code ${code}`).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+    await expectNoStreams(server);
+  });
+
   it("Subscribe: every input gets Subscribed or a client-error code, and nothing is left behind", async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -124,7 +137,7 @@ describe("fuzzing request messages", () => {
   });
 
   it("random bytes as the request body, on every protocol: a status, never a crash", async () => {
-    const paths = ["/runnel.v1.EventService/Publish", "/runnel.v1.EventService/Subscribe", "/runnel.v1.AdminService/CloseStream", "/runnel.v1.Nope/Nope"];
+    const paths = ["/runnel.v1.EventService/Publish", "/runnel.v1.EventService/PublishBatch", "/runnel.v1.EventService/Subscribe", "/runnel.v1.AdminService/CloseStream", "/runnel.v1.Nope/Nope"];
     const contentTypes = ["application/proto", "application/json", "application/connect+proto", "application/connect+json", "application/grpc", "application/grpc-web+proto", "text/plain", ""];
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...paths), fc.constantFrom(...contentTypes), fc.uint8Array({ maxLength: 300 }), async (path, contentType, body) => {

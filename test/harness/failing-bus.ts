@@ -21,6 +21,7 @@ export function createFailingBus(inner: MemoryBus = createMemoryBus()): FailingB
   return {
     inner,
     publish: (topic, data, headers) => inner.publish(topic, data, headers),
+    publishBatch: (events) => inner.publishBatch(events),
     headCursor: () => inner.headCursor(),
     stats: () => inner.stats(),
     close: () => inner.close(),
