@@ -9,16 +9,14 @@
  * the server must be back to its baseline: no stream, no resource held, no
  * bus subscription, no CLOSE_WAIT, its fds as before.
  */
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { spawnChild, type Child } from "../../bench/ipc.js";
-import { EventService } from "../../gen/runnel/v1/event_pb.js";
 import { matches } from "../../src/bus/topic.js";
 import { CLI } from "../harness/built.js";
 import { startChildServer, type ChildServer } from "../harness/child-server.js";
 import { waitFor } from "../harness/server.js";
 import { sumTotals, type DeliveryTotals } from "./delivery-check.js";
 import { readServer, type ServerReading } from "./server-probe.js";
+import { SoakPublisher } from "./soak-publisher.js";
 import { ChildSubscriber, type ChaosKind, type SoakSubscriber } from "./soak-subscriber.js";
 import type { HostReport, SubscriberSpec } from "./subscriber-host-child.js";
 
@@ -72,19 +70,6 @@ export interface SoakReport extends DeliveryTotals {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const HOST_SCRIPT = new URL("../../dist/test/soak/subscriber-host-child.js", import.meta.url);
 
-/** A publish retried (up to 3 times) when its connection was lost; other errors are failures. */
-async function publishWithRetry<T>(call: () => Promise<T>, onRetry: () => void): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await call();
-    } catch (e) {
-      if (attempt >= 3 || ConnectError.from(e).code !== Code.Unavailable) throw e;
-      onRetry();
-      await sleep(100);
-    }
-  }
-}
-
 /** Server flags: silent peers found fast, no per-address limit (every client is 127.0.0.1), the retention asked for. */
 function serverArgs(o: SoakOptions, retentionEvents: number): string[] {
   return [
@@ -104,29 +89,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const hosts: Child[] = [];
   const childSubs: SoakSubscriber[] = [];
   try {
-    const publisher = createClient(EventService, createGrpcTransport({ baseUrl: server.url }));
-    const published = new Map<string, bigint>();
-    let publishedCount = 0;
-    let publishFailures = 0;
-    let publishRetries = 0;
-    const publishOne = (n: number): Promise<void> => {
-      const topic = topics[n % topics.length]!;
-      return publishWithRetry(() => publisher.publish({ topic, data: new TextEncoder().encode(`e${n}`) }), () => publishRetries++).then(
-        (r) => {
-          publishedCount++;
-          if (r.seq > (published.get(topic) ?? 0n)) published.set(topic, r.seq);
-        },
-        () => void publishFailures++,
-      );
-    };
-
     // 1. Fill every topic's retention, so the server's memory starts where it will stay.
-    const prefill = retentionEvents * topics.length;
-    let next = 0;
-    await Promise.all(Array.from({ length: 128 }, async () => {
-      while (next < prefill) await publishOne(next++);
-    }));
-    const startSeqs = new Map(published);
+    const publisher = new SoakPublisher(server.url, topics);
+    await publisher.prefill(retentionEvents);
+    const prefill = publisher.count;
+    const startSeqs = new Map(publisher.published);
     o.log(`soak: ${prefill} events prefilled (${retentionEvents} per topic) in ${Math.round((Date.now() - started) / 1000)} s`);
     // The baseline is the smallest of a few readings (see step 5 on the reading's own connection).
     let baseline = await readServer(server.url, pid, server.port);
@@ -157,24 +124,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     for (const s of childSubs) targets.push(s);
     o.log(`soak: ${targets.length} subscribers up at ${Math.round((Date.now() - started) / 1000)} s`);
 
-    // 3. Publish at the rate (pipelined: up to 256 in flight) while chaos hits random subscribers.
-    const inFlight = new Set<Promise<void>>();
-    let publishing = true;
+    // 3. Publish at the rate while chaos hits random subscribers.
     const chaosStart = Date.now();
-    const countAtChaosStart = publishedCount;
-    const publishLoop = (async () => {
-      let owedFrom = 0;
-      while (publishing) {
-        // What the rate owes by now (a slow tick is made up for, up to a tenth of a second's worth at once).
-        const due = Math.floor((o.publishPerSecond * (Date.now() - chaosStart)) / 1000);
-        const owed = Math.min(due - owedFrom, Math.ceil(o.publishPerSecond / 10));
-        for (let i = 0; i < owed && inFlight.size < 256; i++, owedFrom++) {
-          const p: Promise<void> = publishOne(next++).finally(() => inFlight.delete(p));
-          inFlight.add(p);
-        }
-        await sleep(10);
-      }
-    })();
+    publisher.start(o.publishPerSecond);
     const chaos: Record<ChaosKind, number> = { abort: 0, socket_destroy: 0, silent_proxy: 0, sigkill: 0 };
     const rssMb: number[] = [];
     let lastSample = 0;
@@ -188,20 +140,19 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         const r = await readServer(server.url, pid, server.port);
         rssMb.push(r.rssMb);
         if (rssMb.length % 30 === 0) {
-          const rate = Math.round((publishedCount - countAtChaosStart) / ((Date.now() - chaosStart) / 1000));
-          o.log(`soak ${Math.round((Date.now() - chaosStart) / 1000)} s: published ${publishedCount} (${rate}/s), streams ${r.streams}, server rss ${r.rssMb} MB, fds ${r.fds}, retained ${r.retainedEvents}`);
+          const rate = Math.round((publisher.count - prefill) / ((Date.now() - chaosStart) / 1000));
+          o.log(`soak ${Math.round((Date.now() - chaosStart) / 1000)} s: published ${publisher.count} (${rate}/s), streams ${r.streams}, server rss ${r.rssMb} MB, fds ${r.fds}, retained ${r.retainedEvents}`);
         }
       }
       await sleep(o.chaosEveryMs);
     }
-    publishing = false;
-    await publishLoop;
-    await Promise.all(inFlight);
+    await publisher.stop();
     const chaosSeconds = (Date.now() - chaosStart) / 1000;
 
     // 4. Catch-up: every subscriber reaches the last seq of every topic it covers, then stops.
     const catchUpStart = Date.now();
     const catchUpBoundMs = 180_000;
+    const published = publisher.published;
     const hostReports = await Promise.all(hosts.map((h) => h.call<HostReport>("finish", { published, timeoutMs: catchUpBoundMs }, catchUpBoundMs + 60_000)));
     const childBehind = (): number => childSubs.filter((s) => !s.check.caughtUp(published, (t) => matches(s.topic, t))).length;
     await waitFor(() => childBehind() === 0, Math.max(5_000, catchUpBoundMs - (Date.now() - catchUpStart)), "the CLI subscribers to catch up").catch(() => undefined);
@@ -224,10 +175,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     await server.kill("SIGTERM");
     return {
       ...totals,
-      published: publishedCount,
-      publishedPerSecond: Math.round((publishedCount - countAtChaosStart) / chaosSeconds),
-      publishFailures,
-      publishRetries,
+      published: publisher.count,
+      publishedPerSecond: Math.round((publisher.count - prefill) / chaosSeconds),
+      publishFailures: publisher.failures,
+      publishRetries: publisher.retries,
       prefilled: prefill,
       chaos,
       restarts: hostReports.reduce((n, r) => n + r.restarts, 0) + childSubs.reduce((n, s) => n + s.restarts, 0),
