@@ -6,51 +6,15 @@
  * server), surfaces a Gap for what is gone, backs off with a bound, and does
  * not retry a request the server rejected.
  */
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { subscribe, type RetryInfo } from "../../src/client/index.js";
-import { EventService, GapReason, type Event, type Gap } from "../../gen/runnel/v1/event_pb.js";
+import { EventService, GapReason } from "../../gen/runnel/v1/event_pb.js";
 import { startChildServer, type ChildServer } from "../harness/child-server.js";
+import { follow } from "../harness/follow.js";
 import { startServer, waitFor } from "../harness/server.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-const dec = (e: Event): string => new TextDecoder().decode(e.data);
-
-/** A resumable subscription read in the background, recording everything. */
-function follow(transport: Transport, topic: string, options: Parameters<typeof subscribe>[2] = {}) {
-  const events: Event[] = [];
-  const gaps: Gap[] = [];
-  const retries: RetryInfo[] = [];
-  let subscribedCount = 0;
-  const abort = new AbortController();
-  const stream = subscribe(transport, { topic }, { retry: { initialDelayMs: 20, maxDelayMs: 200 }, ...options, signal: abort.signal, onRetry: (r) => retries.push(r) });
-  const done = (async (): Promise<ConnectError | undefined> => {
-    try {
-      for await (const m of stream) {
-        if (m.kind.case === "event") events.push(m.kind.value);
-        else if (m.kind.case === "gap") gaps.push(m.kind.value);
-        else if (m.kind.case === "subscribed") subscribedCount++;
-      }
-      return undefined;
-    } catch (e) {
-      return ConnectError.from(e);
-    }
-  })();
-  return {
-    events,
-    gaps,
-    retries,
-    stream,
-    done,
-    subscribed: () => subscribedCount,
-    texts: () => events.map(dec),
-    stop: async () => {
-      abort.abort();
-      return done;
-    },
-  };
-}
 
 const publisher = (url: string) => createClient(EventService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
 

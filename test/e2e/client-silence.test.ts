@@ -9,7 +9,7 @@
  * bound applies before the server said anything too; `runnel subscribe`
  * (HTTP/2, with the transport's PING keepalive) comes back by itself.
  */
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { spawn } from "node:child_process";
 import { appendFileSync, writeFileSync } from "node:fs";
@@ -20,6 +20,7 @@ import { EventService, type Event } from "../../gen/runnel/v1/event_pb.js";
 import type { Config } from "../../src/config.js";
 import type { RunnelServer } from "../../src/server.js";
 import { CLI, ensureBuilt } from "../harness/built.js";
+import { follow } from "../harness/follow.js";
 import { causesSince, snapshot, SUBSCRIBE } from "../harness/lifecycle.js";
 import { startServer, waitFor } from "../harness/server.js";
 import { TAIL, tempTailDir } from "../harness/tailer.js";
@@ -62,35 +63,6 @@ const TRANSPORTS = [
 
 const publisher = (server: RunnelServer) => createClient(EventService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
 
-/** A resumable subscription read in the background, recording what it saw and how it ended. */
-function follow(transport: Transport, topic: string, options: Parameters<typeof subscribe>[2] = {}) {
-  const events: Event[] = [];
-  const retries: RetryInfo[] = [];
-  let subscribedCount = 0;
-  const abort = new AbortController();
-  const stream = subscribe(transport, { topic, heartbeatMs: HEARTBEAT_MS }, { retry: { initialDelayMs: 20, maxDelayMs: 200 }, ...options, signal: abort.signal, onRetry: (r) => retries.push(r) });
-  const done = (async (): Promise<ConnectError | undefined> => {
-    try {
-      for await (const m of stream) {
-        if (m.kind.case === "event") events.push(m.kind.value);
-        else if (m.kind.case === "subscribed") subscribedCount++;
-      }
-      return undefined;
-    } catch (e) {
-      return ConnectError.from(e);
-    }
-  })();
-  return {
-    events,
-    retries,
-    subscribed: () => subscribedCount,
-    stop: async () => {
-      abort.abort();
-      return done;
-    },
-  };
-}
-
 const expectSilenceRetry = (retries: readonly RetryInfo[]): void => {
   expect(retries).toHaveLength(1);
   expect(retries[0]!.error.code).toBe(Code.Unavailable);
@@ -112,7 +84,7 @@ describe("resumable client: silence watchdog", () => {
       cleanups.push(() => proxy.close());
       const pub = publisher(server);
       const topic = `silent.${t.name.replace(/\W+/g, "-")}`;
-      const sub = follow(t.create(proxy.url), topic);
+      const sub = follow(t.create(proxy.url), { topic, heartbeatMs: HEARTBEAT_MS });
       cleanups.push(() => sub.stop());
       await waitFor(() => sub.subscribed() === 1, 10_000, "subscribed");
       for (let i = 1; i <= 3; i++) await pub.publish({ topic, data: enc(`e${i}`) });
@@ -162,36 +134,17 @@ describe("resumable client: silence watchdog", () => {
     cleanups.push(() => proxy.close());
     const topic = "silent.off";
     // 100 ms heartbeats: the default bound would be 1.3 s.
-    const events: Event[] = [];
-    const retries: RetryInfo[] = [];
-    const abort = new AbortController();
-    let subscribed = 0;
-    const done = (async (): Promise<ConnectError | undefined> => {
-      try {
-        const stream = subscribe(createConnectTransport({ baseUrl: proxy.url, httpVersion: "1.1" }), { topic, heartbeatMs: 100 }, { silenceTimeoutMs: 0, signal: abort.signal, onRetry: (r) => retries.push(r) });
-        for await (const m of stream) {
-          if (m.kind.case === "subscribed") subscribed++;
-          if (m.kind.case === "event") events.push(m.kind.value);
-        }
-        return undefined;
-      } catch (e) {
-        return ConnectError.from(e);
-      }
-    })();
-    cleanups.push(async () => {
-      abort.abort();
-      await done;
-    });
-    await waitFor(() => subscribed === 1, 10_000, "subscribed");
+    const sub = follow(createConnectTransport({ baseUrl: proxy.url, httpVersion: "1.1" }), { topic, heartbeatMs: 100 }, { silenceTimeoutMs: 0 });
+    cleanups.push(async () => void (await sub.stop()));
+    await waitFor(() => sub.subscribed() === 1, 10_000, "subscribed");
     proxy.silenceConnections();
     await publisher(server).publish({ topic, data: enc("never seen") });
     await new Promise((r) => setTimeout(r, 3 * 1_300));
-    expect(retries).toEqual([]);
-    expect(subscribed).toBe(1);
-    expect(events).toEqual([]);
+    expect(sub.retries).toEqual([]);
+    expect(sub.subscribed()).toBe(1);
+    expect(sub.events).toEqual([]);
     expect(proxy.pairs).toHaveLength(1);
-    abort.abort();
-    expect((await done)?.code).toBe(Code.Canceled);
+    expect((await sub.stop())?.code).toBe(Code.Canceled);
   });
 
   it("an explicit silenceTimeoutMs applies before the server said anything: a server that accepts and never answers -> Unavailable, retried, then given up", async () => {

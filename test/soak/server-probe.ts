@@ -18,6 +18,8 @@ export interface ServerReading {
   /** runnel_streams_ended_total by cause. */
   readonly endCauses: Record<string, number>;
   readonly rssMb: number;
+  /** V8 heap in use (live objects and garbage not yet collected); its low points follow the live heap. */
+  readonly heapUsedMb: number;
   readonly fds: number;
   /** What the fds are, by kind ("socket", "anon_inode:[eventpoll]", "pipe", a path), for a reading that differs. */
   readonly fdKinds: Record<string, number>;
@@ -86,6 +88,7 @@ export async function readServer(url: string, pid: number, port: number): Promis
     retainedEvents: total("runnel_bus_retained_events"),
     endCauses,
     rssMb: Math.round(rssKb / 1024),
+    heapUsedMb: Math.round(total("nodejs_heap_size_used_bytes") / 1048576),
     ...fdsOf(pid),
     closeWait: closeWaitCount(port),
   };

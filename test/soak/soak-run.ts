@@ -61,8 +61,8 @@ export interface SoakReport extends DeliveryTotals {
   baseline: ServerReading;
   /** The server once every client was gone. */
   after: ServerReading;
-  /** Server RSS, MB, once a second during the chaos. */
-  rssMb: number[];
+  /** Server RSS and V8 heap in use, MB, and its live streams, once a second during the chaos. */
+  samples: { rssMb: number; heapUsedMb: number; streams: number }[];
   serverExitCode: number | null;
   seconds: number;
 }
@@ -128,7 +128,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const chaosStart = Date.now();
     publisher.start(o.publishPerSecond);
     const chaos: Record<ChaosKind, number> = { abort: 0, socket_destroy: 0, silent_proxy: 0, sigkill: 0 };
-    const rssMb: number[] = [];
+    const samples: SoakReport["samples"] = [];
     let lastSample = 0;
     while (Date.now() < chaosStart + o.durationMs) {
       const victim = targets[Math.floor(Math.random() * targets.length)]!;
@@ -138,10 +138,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       if (Date.now() - lastSample >= 1_000) {
         lastSample = Date.now();
         const r = await readServer(server.url, pid, server.port);
-        rssMb.push(r.rssMb);
-        if (rssMb.length % 30 === 0) {
+        samples.push({ rssMb: r.rssMb, heapUsedMb: r.heapUsedMb, streams: r.streams });
+        if (samples.length % 30 === 0) {
           const rate = Math.round((publisher.count - prefill) / ((Date.now() - chaosStart) / 1000));
-          o.log(`soak ${Math.round((Date.now() - chaosStart) / 1000)} s: published ${publisher.count} (${rate}/s), streams ${r.streams}, server rss ${r.rssMb} MB, fds ${r.fds}, retained ${r.retainedEvents}`);
+          o.log(`soak ${Math.round((Date.now() - chaosStart) / 1000)} s: published ${publisher.count} (${rate}/s), streams ${r.streams}, server rss ${r.rssMb} MB, heap ${r.heapUsedMb} MB, fds ${r.fds}, retained ${r.retainedEvents}`);
         }
       }
       await sleep(o.chaosEveryMs);
@@ -187,7 +187,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       catchUpMs,
       baseline,
       after,
-      rssMb,
+      samples,
       serverExitCode: server.process.exitCode,
       seconds: Math.round((Date.now() - started) / 1000),
     };
