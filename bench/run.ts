@@ -839,7 +839,7 @@ interface TableRow {
 
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
 const fmtMs = (n: number): string => (!Number.isFinite(n) ? "n/a" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
-const fmtRatio = (r: number): string => (Number.isFinite(r) && r > 0 ? `${r.toFixed(2)}x` : "n/a");
+const fmtRatio = (r: number): string => (!Number.isFinite(r) || r <= 0 ? "n/a" : r < 0.01 ? `${r.toPrecision(2)}x` : `${r.toFixed(2)}x`);
 const fmtKb = (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KB` : "n/a");
 
 /** Results per server of one measurement. */
