@@ -10,6 +10,12 @@
  *   bound (1,000 events), no queue on either server grows past the window.
  * - paced: `rate` publishes per second for `durationMs`; the first 8 bytes of
  *   every payload hold the shared-clock time taken just before the call.
+ * - throughput: as fast as the server answers, no subscribers in mind: at most
+ *   `concurrency` calls in flight, each one Publish of one event or one
+ *   PublishBatch of `batch` events, topics taken round robin from `topics`.
+ *
+ * published, acked and failures count events (one per Publish call, `batch`
+ * per PublishBatch call).
  */
 import { createClient } from "@connectrpc/connect";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
@@ -25,9 +31,17 @@ interface Common {
 }
 
 
+/** One event of a PublishBatch call. */
+interface BatchEvent {
+  readonly topic: string;
+  readonly data: Uint8Array;
+}
+
 /** Something that publishes and answers when the server has the event. */
 interface Publisher {
   publish(topic: string, data: Uint8Array): Promise<unknown>;
+  /** Several events in one call (PublishBatch); absent where there is no such call (NATS core). */
+  publishBatch?(events: readonly BatchEvent[]): Promise<unknown>;
 }
 
 let client: Publisher | undefined;
@@ -52,12 +66,17 @@ async function clientFor(a: Common): Promise<Publisher> {
   if (client !== undefined) return client;
   if (a.protocol === "nats") return (client = new NatsPublisher(await natsConnect({ servers: a.url })));
   const c = createClient(EventService, transport(a.protocol, a.url));
-  return (client = { publish: (topic, data) => c.publish({ topic, data }) });
+  return (client = {
+    publish: (topic, data) => c.publish({ topic, data }),
+    publishBatch: (events) => c.publishBatch({ events: events.map((e) => ({ topic: e.topic, data: e.data })) }),
+  });
 }
 
 let published = 0;
 let acked = 0;
 let failures = 0;
+/** The first failed call's error, for the orchestrator's notes. */
+let firstError: string | undefined;
 let inflight = 0;
 /** Time the flow-controlled publisher waited on the window (subscribers behind) or on calls in flight (server slow to answer Publish). */
 let blockedByWindowMs = 0;
@@ -78,15 +97,16 @@ const settled = (): void => {
   poke();
 };
 
-/** Count a Publish call's answer (acked or failed) when it settles. */
-function track(call: Promise<unknown>): void {
+/** Count a call's `events` (acked or failed) when it settles. */
+function track(call: Promise<unknown>, events = 1): void {
   call.then(
     () => {
-      acked++;
+      acked += events;
       settled();
     },
-    () => {
-      failures++;
+    (e: unknown) => {
+      failures += events;
+      firstError ??= e instanceof Error ? e.message : String(e);
       settled();
     },
   );
@@ -133,15 +153,48 @@ async function paced(a: Common & { rate: number; durationMs: number }): Promise<
   while (inflight > 0) await parked();
 }
 
-const counts = () => ({ published, acked, failures, blockedByWindowMs, blockedByConcurrencyMs });
+/** What `throughput` takes: `call` publishBatch sends `batch` events per call, publish one. */
+interface ThroughputArgs extends Common {
+  topics: string[];
+  call: "publish" | "publishBatch";
+  batch: number;
+  concurrency: number;
+}
+
+/** One call's promise: the next event (Publish) or the next `batch` events (PublishBatch), topics round robin from `next`. */
+function throughputCall(c: Publisher, a: ThroughputArgs, data: Uint8Array, next: number): { call: Promise<unknown>; events: number } {
+  const topic = (i: number): string => a.topics[(next + i) % a.topics.length]!;
+  if (a.call === "publish") return { call: c.publish(topic(0), data), events: 1 };
+  if (c.publishBatch === undefined) throw new Error(`${a.protocol} has no PublishBatch`);
+  const events = Array.from({ length: a.batch }, (_, i) => ({ topic: topic(i), data }));
+  return { call: c.publishBatch(events), events: a.batch };
+}
+
+async function throughput(a: ThroughputArgs): Promise<void> {
+  const c = await clientFor(a);
+  const data = new Uint8Array(a.bytes).fill(0x61);
+  while (!stopped) {
+    if (inflight >= a.concurrency) {
+      await parked();
+      continue;
+    }
+    const { call, events } = throughputCall(c, a, data, published);
+    published += events;
+    inflight++;
+    track(call, events);
+  }
+  while (inflight > 0) await parked();
+}
+
+const counts = () => ({ published, acked, failures, firstError, blockedByWindowMs, blockedByConcurrencyMs });
 
 serveParent({
-  /** Start publishing (flow or paced); returns at once. */
+  /** Start publishing (flow, paced or throughput); returns at once. */
   start(raw) {
-    const a = raw as unknown as Common & { mode: "flow" | "paced"; window: number; concurrency: number; rate: number; durationMs: number };
+    const a = raw as unknown as ThroughputArgs & { mode: "flow" | "paced" | "throughput"; window: number; rate: number; durationMs: number };
     if (running !== undefined) throw new Error("already publishing");
     stopped = false;
-    running = a.mode === "flow" ? flow(a) : paced(a);
+    running = a.mode === "flow" ? flow(a) : a.mode === "paced" ? paced(a) : throughput(a);
     void running.then(() => emit("done", counts()));
     return { t: now() };
   },

@@ -15,8 +15,10 @@
  *
  *   node dist/bench/run.js [--quick] [--only ROW[,ROW]] [--help] ...
  *
- * Rows: fanout-100, fanout-1000, fanout-10000, fanout-1000-4k, latency, cancel,
- * heap, redis. The redis row has a table of its own: the Redis bus on 2 runnel
+ * Rows: fanout-100, fanout-1000, fanout-10000, fanout-1000-4k, latency, publish,
+ * cancel, heap, redis. The publish row is publish throughput with no
+ * subscribers: events/s and CPU per event of the server and of the publisher,
+ * one event per Publish call, then (runnel only) PublishBatch. The redis row has a table of its own: the Redis bus on 2 runnel
  * nodes (separate processes, one throwaway redis-server on a free port) next
  * to the memory bus on 1 node, fan-out and latency at 100 and 1,000
  * subscribers; skipped with a note when redis-server is not installed.
@@ -41,7 +43,7 @@ if (process.argv[2] === "tail") {
   process.exit(0);
 }
 
-const ROWS = ["fanout-100", "fanout-1000", "fanout-10000", "fanout-1000-4k", "latency", "cancel", "heap", "redis"] as const;
+const ROWS = ["fanout-100", "fanout-1000", "fanout-10000", "fanout-1000-4k", "latency", "publish", "cancel", "heap", "redis"] as const;
 type Row = (typeof ROWS)[number];
 /** Servers the bench can run: runnel-connect is runnel with Subscribe on connect-es's own pipeline (before the lean write path). */
 const ALL_KINDS = ["runnel", "runnel-connect", "baseline", "nats"] as const;
@@ -65,6 +67,7 @@ const { values: flags } = parseArgs({
     duration: { type: "string" },
     iterations: { type: "string" },
     concurrency: { type: "string" },
+    "publish-batch": { type: "string" },
     "heap-snapshot": { type: "string" },
     help: { type: "boolean", default: false },
   },
@@ -83,7 +86,10 @@ if (flags.help) {
                        counted without decoding; cheap, so runs measure servers) or connect (connect-node)
   --window N           fan-out flow-control window, events (default 16)
   --concurrency N      fan-out: most Publish calls in flight (default 16)
-  --duration S         fan-out measurement, seconds (default 5)
+  --duration S         fan-out and publish measurement, seconds (default: fan-out 2, publish 5;
+                       --quick 1.5)
+  --publish-batch N    publish row: events per PublishBatch call (default 20, at most 1000,
+                       runnel's default --max-batch-events)
   --iterations N       cancel-to-release samples per transport and server (default 200)
   --cpu-prof DIR       write a V8 CPU profile of every server child into DIR
   --heap-snapshot DIR  heap row: V8 heap snapshots before/after opening the idle streams
@@ -92,7 +98,7 @@ if (flags.help) {
 }
 
 /** A numeric flag: a positive number, or the default when absent. */
-function numberFlag(name: "window" | "duration" | "iterations" | "concurrency", fallback: number): number {
+function numberFlag(name: "window" | "duration" | "iterations" | "concurrency" | "publish-batch", fallback: number): number {
   const raw = flags[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
@@ -171,7 +177,17 @@ const P = {
   cancelIterations: Math.round(numberFlag("iterations", quick ? 20 : 100)),
   cancelWarmup: quick ? 3 : 10,
   heapWarmupStreams: 200,
+  /** Publish row: measurement window, calls in flight, topics (round robin), event size, events per PublishBatch call. */
+  publishMs: numberFlag("duration", quick ? 1.5 : 5) * 1000,
+  publishInFlight: 64,
+  publishTopics: Array.from({ length: 8 }, (_, i) => `bench.publish.${i}`),
+  publishBytes: 100,
+  publishBatch: numberFlag("publish-batch", 20),
 };
+if (!Number.isInteger(P.publishBatch) || P.publishBatch > 1_000) {
+  console.error("--publish-batch takes a whole number from 1 to 1000 (runnel's default --max-batch-events)");
+  process.exit(2);
+}
 
 // ---------------------------------------------------------------- processes
 
@@ -244,12 +260,12 @@ interface Procs {
   readonly publisher: Child;
 }
 
-/** Run `body` with a fresh server, subscriber processes and publisher process; always stop them. */
-async function withProcesses<T>(kind: ServerKind, row: string, body: (p: Procs) => Promise<T>): Promise<T> {
+/** Run `body` with a fresh server, subscriber processes (none when `subscribers` is false) and publisher process; always stop them. */
+async function withProcesses<T>(kind: ServerKind, row: string, body: (p: Procs) => Promise<T>, subscribers = true): Promise<T> {
   const server = await startServer(kind, row);
   const others: Child[] = [];
   try {
-    const [clients, publisher] = await Promise.all([startClients(), startPublisher()]);
+    const [clients, publisher] = await Promise.all([subscribers ? startClients() : Promise.resolve([]), startPublisher()]);
     others.push(...clients, publisher);
     return await body({ server, clients, publisher });
   } finally {
@@ -333,7 +349,7 @@ interface Usage {
 interface Marks {
   server: Usage;
   clients: (Usage & { total: number })[];
-  publisher: Usage & { published: number; blockedByWindowMs: number; blockedByConcurrencyMs: number };
+  publisher: Usage & { published: number; acked: number; blockedByWindowMs: number; blockedByConcurrencyMs: number };
   self: Usage;
   machine: MachineUsage;
 }
@@ -384,6 +400,16 @@ function foreignCpu(a: MachineUsage, b: MachineUsage, oursMs: number): number {
   return (100 * (b.busyMs - a.busyMs - oursMs)) / (b.t - a.t);
 }
 
+/** CPU the benchmark's own processes (server, publisher, subscribers, this one) took between two marks, ms. */
+function ourCpuMs(a: Marks, b: Marks): number {
+  return (
+    cpuMs(a.server.cpu, b.server.cpu) +
+    cpuMs(a.publisher.cpu, b.publisher.cpu) +
+    cpuMs(a.self.cpu, b.self.cpu) +
+    b.clients.reduce((sum, cb, i) => sum + cpuMs(a.clients[i]!.cpu, cb.cpu), 0)
+  );
+}
+
 function cpuPercent(a: Usage, b: Usage): number {
   return (100 * cpuMs(a.cpu, b.cpu)) / (b.t - a.t);
 }
@@ -422,14 +448,7 @@ function windowOf(a: Marks, b: Marks): Window {
     serverCpu: cpuPercent(a.server, b.server),
     clientCpu,
     publisherCpu: cpuPercent(a.publisher, b.publisher),
-    foreignCpu: foreignCpu(
-      a.machine,
-      b.machine,
-      cpuMs(a.server.cpu, b.server.cpu) +
-        cpuMs(a.publisher.cpu, b.publisher.cpu) +
-        cpuMs(a.self.cpu, b.self.cpu) +
-        b.clients.reduce((sum, cb, i) => sum + cpuMs(a.clients[i]!.cpu, cb.cpu), 0),
-    ),
+    foreignCpu: foreignCpu(a.machine, b.machine, ourCpuMs(a, b)),
   };
 }
 
@@ -447,6 +466,8 @@ interface PublishCounts {
   published: number;
   acked: number;
   failures: number;
+  /** The first failed call's error message. */
+  firstError?: string;
 }
 
 /** Check that every subscriber got every event and nothing ended early; returns what went wrong. */
@@ -555,6 +576,85 @@ async function latency(kind: ServerKind, subscribers = P.latencySubscribers): Pr
       notes,
     };
   });
+}
+
+/** One way of publishing in the publish row: one event per Publish call, or `batch` events per PublishBatch call. */
+interface PublishMode {
+  readonly name: string;
+  readonly call: "publish" | "publishBatch";
+  readonly batch: number;
+  /** The servers that have this call (the baseline answers PublishBatch with Unimplemented; NATS core has no batch). */
+  readonly kinds: readonly ServerKind[];
+}
+
+/** The publish row's modes: unary Publish on every server (NATS: core publish), PublishBatch on runnel only. */
+const PUBLISH_MODES: readonly PublishMode[] = [
+  { name: "unary", call: "publish", batch: 1, kinds: KINDS },
+  { name: `batch ${P.publishBatch}`, call: "publishBatch", batch: P.publishBatch, kinds: KINDS.filter((k) => k === "runnel" || k === "runnel-connect") },
+];
+
+interface PublishResult {
+  eventsPerSec: number;
+  /** Server / publisher CPU time per acked event. */
+  serverUsPerEvent: number;
+  publisherUsPerEvent: number;
+  serverCpu: number;
+  publisherCpu: number;
+  foreignCpu: number;
+  notes: string[];
+}
+
+/** Events/s and CPU per event of the server and the publisher between two marks (events acked by the server). */
+function publishWindow(a: Marks, b: Marks): Omit<PublishResult, "notes"> {
+  const acked = b.publisher.acked - a.publisher.acked;
+  return {
+    eventsPerSec: (acked * 1000) / (b.publisher.t - a.publisher.t),
+    serverUsPerEvent: (1000 * cpuMs(a.server.cpu, b.server.cpu)) / acked,
+    publisherUsPerEvent: (1000 * cpuMs(a.publisher.cpu, b.publisher.cpu)) / acked,
+    serverCpu: cpuPercent(a.server, b.server),
+    publisherCpu: cpuPercent(a.publisher, b.publisher),
+    foreignCpu: foreignCpu(a.machine, b.machine, ourCpuMs(a, b)),
+  };
+}
+
+/** What went wrong in a publish run: failed calls, or events published and never acked. */
+function publishNotes(c: PublishCounts): string[] {
+  const notes: string[] = [];
+  if (c.failures > 0) notes.push(`${fmtInt(c.failures)} of ${fmtInt(c.published)} events failed (first error: ${c.firstError ?? "?"})`);
+  if (c.acked !== c.published) notes.push(`${fmtInt(c.acked)} of ${fmtInt(c.published)} events acked`);
+  return notes;
+}
+
+/**
+ * Publish throughput: no subscribers; the publisher keeps `publishInFlight`
+ * calls in flight over one HTTP/2 connection, 100-byte events round robin over
+ * 8 topics, one event per Publish call or `batch` per PublishBatch call. After
+ * a warm-up, events acked by the server counted over a fixed window.
+ */
+async function publishThroughput(kind: ServerKind, mode: PublishMode): Promise<PublishResult> {
+  return withProcesses(
+    kind,
+    `publish-${mode.name.replace(" ", "-")}`,
+    async (p) => {
+      await p.publisher.call("start", {
+        mode: "throughput",
+        url: p.server.h2Url,
+        protocol: protocolOf(kind),
+        topics: P.publishTopics,
+        bytes: P.publishBytes,
+        call: mode.call,
+        batch: mode.batch,
+        concurrency: P.publishInFlight,
+      });
+      await sleep(P.warmupMs);
+      const a = await takeMarks(p);
+      await sleep(P.publishMs);
+      const b = await takeMarks(p);
+      const counts = await p.publisher.call<PublishCounts>("stop");
+      return { ...publishWindow(a, b), notes: publishNotes(counts) };
+    },
+    false,
+  );
 }
 
 /** The five client transports runnel serves (same list as the tests' transport matrix). */
@@ -739,7 +839,7 @@ interface TableRow {
 
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
 const fmtMs = (n: number): string => (!Number.isFinite(n) ? "n/a" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
-const fmtRatio = (r: number): string => (Number.isFinite(r) && r > 0 ? `${r.toFixed(2)}x` : "n/a");
+const fmtRatio = (r: number): string => (!Number.isFinite(r) || r <= 0 ? "n/a" : r < 0.01 ? `${r.toPrecision(2)}x` : `${r.toFixed(2)}x`);
 const fmtKb = (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KB` : "n/a");
 
 /** Results per server of one measurement. */
@@ -843,6 +943,28 @@ function latencyRow(subs: number, r: Results<LatencyResult>, columns: readonly S
   return pairRow(`publish->deliver, ${fmtInt(subs)} subs @ ${fmtInt(load)} deliveries/s: p50 / p99 / p99.9 ms`, r, [(x) => x.p50, (x) => x.p99, (x) => x.p999], fmtMs, columns);
 }
 
+const describePublish = (x: PublishResult): string =>
+  `${fmtInt(x.eventsPerSec)} events/s; server ${x.serverCpu.toFixed(0)}% CPU (${fmtMs(x.serverUsPerEvent)} µs per event), ` +
+  `publisher ${x.publisherCpu.toFixed(0)}% (${fmtMs(x.publisherUsPerEvent)} µs per event), other processes ${x.foreignCpu.toFixed(0)}%`;
+
+/** The publish row: per mode, events/s, then server and publisher CPU per event; n/a where a server has no such call. */
+async function publishRows(): Promise<TableRow[]> {
+  const rows: TableRow[] = [];
+  for (const mode of PUBLISH_MODES) {
+    const r = await eachServer(`publish ${mode.name}`, mode.kinds, (kind) => publishThroughput(kind, mode), describePublish);
+    const per = mode.call === "publish" ? "1 event per Publish call" : `${mode.batch} events per PublishBatch call`;
+    rows.push(ratioRow(`publish ${mode.name}, ${per}, ${P.publishInFlight} in flight: events/s`, r, (x) => x.eventsPerSec, fmtInt, "higher"));
+    rows.push(ratioRow(`  server CPU per event, µs`, r, (x) => x.serverUsPerEvent, fmtMs, "lower"));
+    rows.push(ratioRow(`  publisher CPU per event, µs`, r, (x) => x.publisherUsPerEvent, fmtMs, "lower"));
+    rows.push(textRow(`  CPU %: server / publisher`, r, (x) => `${x.serverCpu.toFixed(0)} / ${x.publisherCpu.toFixed(0)}`));
+  }
+  if (KINDS.includes("nats")) notes.push(`publish unary nats: core publish; "in flight" = published and not yet flushed (one PING/PONG acks every publish before it)`);
+  const why: Partial<Record<ServerKind, string>> = { baseline: "the baseline answers PublishBatch with Unimplemented", nats: "NATS core has no batch call" };
+  const without = KINDS.filter((k) => !PUBLISH_MODES[1]!.kinds.includes(k));
+  if (without.length > 0) notes.push(`publish ${PUBLISH_MODES[1]!.name}: n/a: ${without.map((k) => why[k] ?? `${k} is not run`).join("; ")}`);
+  return rows;
+}
+
 /**
  * The redis row: the Redis bus on two nodes (runnel-redis) next to the memory
  * bus on one (runnel), same workload, same run: fan-out deliveries/s and
@@ -888,6 +1010,8 @@ async function main(): Promise<void> {
     rows.push(ratioRow(`  server CPU per delivery, µs`, r, (x) => x.serverUsPerDelivery, fmtMs, "lower"));
     rows.push(textRow(`  CPU %: server / subscriber procs (of 200)`, r, (x) => `${x.serverCpu.toFixed(0)} / ${x.clientCpu.toFixed(0)}`));
   }
+
+  if (wanted("publish")) rows.push(...(await publishRows()));
 
   if (wanted("cancel")) {
     log(`cancel: ${RPC_KINDS.join(", ")}, interleaved...`);
