@@ -594,8 +594,9 @@ export const EventService: GenService<{
   },
   /**
    * PublishBatch appends several events in one call, for producers that
-   * publish at a high rate (one call costs the client and the server about as
-   * much CPU as one Publish, however many events it carries).
+   * publish at a high rate: most of a call's CPU cost, on the client and on
+   * the server, is per call, so a batch of 20 costs each side well under a
+   * tenth of what 20 Publish calls cost (BENCHMARKS.md, "Publish throughput").
    *
    * Admission is all-or-nothing: every event is checked exactly as Publish
    * checks it (topic, size and header limits, the caller's publish right for
