@@ -63,6 +63,15 @@ interface Pending {
   readonly seq: number;
 }
 
+/** The result of a synchronous step as a promise: resolved with its value, or rejected with what it threw. */
+function settled<T>(step: () => T): Promise<T> {
+  try {
+    return Promise.resolve(step());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 /** Creates an in-memory bus. */
 export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
   const retentionEvents = positiveInt("retentionEvents", options.retentionEvents ?? 10_000);
@@ -104,10 +113,15 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     return newest?.cursor ?? emptyCursor;
   }
 
-  function append(topic: string, data: Uint8Array, headers: Readonly<Record<string, string>>): StoredEvent {
+  /** Refuse an append to `topic` now: a closed bus, an invalid topic. */
+  function checkAppend(topic: string): void {
     if (closed) throw new BusError("unavailable", "bus is closed");
     const problem = topicProblem(topic);
     if (problem !== undefined) throw new BusError("invalid", problem);
+  }
+
+  /** Append one event whose topic passed `checkAppend`. */
+  function append(topic: string, data: Uint8Array, headers: Readonly<Record<string, string>>): StoredEvent {
     let log = topics.get(topic);
     if (log === undefined) {
       if (topics.size >= maxTopics) {
@@ -162,11 +176,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
    * publish lands between them.
    */
   function appendBatch(events: readonly PublishInput[]): StoredEvent[] {
-    if (closed) throw new BusError("unavailable", "bus is closed");
     const fresh = new Set<string>();
     for (const e of events) {
-      const problem = topicProblem(e.topic);
-      if (problem !== undefined) throw new BusError("invalid", problem);
+      checkAppend(e.topic);
       if (topics.get(e.topic) === undefined) fresh.add(e.topic);
     }
     if (fresh.size > 0 && topics.size + fresh.size > maxTopics) {
@@ -194,19 +206,14 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
 
   return {
     publish(topic, data, headers) {
-      try {
-        return Promise.resolve(append(topic, data, headers));
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      return settled(() => {
+        checkAppend(topic);
+        return append(topic, data, headers);
+      });
     },
 
     publishBatch(events) {
-      try {
-        return Promise.resolve(appendBatch(events));
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      return settled(() => appendBatch(events));
     },
 
     subscribe(spec: SubscribeSpec, sink: DeliverySink) {
