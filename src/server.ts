@@ -102,7 +102,7 @@ export function createServer(partial: Partial<Config> = {}, parts: ServerParts =
   const page = new PageFiles();
 
   const valuesOf = (req: NodeRequest): RequestValues => new RequestValues(new NodeTransport(req, isDeadSession));
-  const eventDeps = { bus, ledger, config, limits, onPublished: () => metrics.published.inc() };
+  const eventDeps = { bus, ledger, config, limits, onPublished: (events: number) => metrics.published.inc(events) };
   const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(EventService, createEventService(eventDeps));

@@ -40,8 +40,8 @@ export interface EventServiceDeps {
   readonly config: Config;
   /** Stream counts, publish rate and sizes (src/limits). */
   readonly limits: Limits;
-  /** Called once per published event (metrics). */
-  readonly onPublished: () => void;
+  /** Called after each successful Publish or PublishBatch with the number of events it published (metrics). */
+  readonly onPublished: (events: number) => void;
 }
 
 /** Build the EventService implementation. */
@@ -54,7 +54,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       admitEvent(deps.limits, ctx, req);
       try {
         const event = await bus.publish(req.topic, req.data, req.headers);
-        deps.onPublished();
+        deps.onPublished(1);
         return responseOf(event);
       } catch (e) {
         throw statusOf(e);
@@ -80,7 +80,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       } catch (e) {
         throw statusOf(e);
       }
-      for (let i = 0; i < stored.length; i++) deps.onPublished();
+      deps.onPublished(stored.length);
       return create(PublishBatchResponseSchema, { results: stored.map(responseOf) });
     },
 
