@@ -104,16 +104,7 @@ export class ResumableStream<T> implements AsyncIterableIterator<T> {
   ) {
     this.policy = { ...DEFAULT_RETRY, ...options.retry };
     this.position = startCursor;
-    const outer = options.signal;
-    if (outer === undefined) this.detach = () => undefined;
-    else if (outer.aborted) {
-      this.controller.abort(outer.reason);
-      this.detach = () => undefined;
-    } else {
-      const onAbort = (): void => this.controller.abort(outer.reason);
-      outer.addEventListener("abort", onAbort, { once: true });
-      this.detach = () => outer.removeEventListener("abort", onAbort);
-    }
+    this.detach = linkAbort(options.signal, this.controller);
     this.inner = this.run();
   }
 
@@ -201,6 +192,30 @@ export class ResumableStream<T> implements AsyncIterableIterator<T> {
 }
 
 /**
+ * Abort `target` when `source` aborts (at once if it already has); returns
+ * the function that undoes the link, so a finished call or stream leaves no
+ * listener on a signal that outlives it.
+ */
+function linkAbort(source: AbortSignal | undefined, target: AbortController): () => void {
+  if (source === undefined) return () => undefined;
+  if (source.aborted) {
+    target.abort(source.reason);
+    return () => undefined;
+  }
+  const onAbort = (): void => target.abort(source.reason);
+  source.addEventListener("abort", onAbort, { once: true });
+  return () => source.removeEventListener("abort", onAbort);
+}
+
+/** Silence watchdogs alive now, process-wide: each call's, until the call ends. */
+let liveWatches = 0;
+
+/** How many calls' silence watchdogs are alive (their timer and signal link held): for tests and diagnostics. */
+export function silenceWatchesLive(): number {
+  return liveWatches;
+}
+
+/**
  * One call's silence watchdog. The call gets its own AbortController, linked
  * to the stream's, so that aborting it for silence is told apart from the
  * caller's abort. One cheap interval per call checks a timestamp set per
@@ -217,19 +232,14 @@ class SilenceWatch {
   private timer: ReturnType<typeof setInterval> | undefined;
   /** Set once the watchdog aborted the call. */
   silenced: ConnectError | undefined;
+  private disposed = false;
 
   constructor(
     main: AbortSignal,
     private readonly explicitMs: number | undefined,
   ) {
-    if (main.aborted) {
-      this.controller.abort(main.reason);
-      this.unlink = () => undefined;
-    } else {
-      const onAbort = (): void => this.controller.abort(main.reason);
-      main.addEventListener("abort", onAbort, { once: true });
-      this.unlink = () => main.removeEventListener("abort", onAbort);
-    }
+    this.unlink = linkAbort(main, this.controller);
+    liveWatches++;
     this.boundMs = explicitMs ?? SILENCE_BEFORE_ANNOUNCE_MS;
     this.arm();
   }
@@ -258,11 +268,14 @@ class SilenceWatch {
     this.arm();
   }
 
-  /** The call is over: no timer and no listener outlive it. */
+  /** The call is over: no timer and no listener outlive it. Idempotent. */
   dispose(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    if (this.disposed) return;
+    this.disposed = true;
     this.unlink();
+    liveWatches--;
   }
 
   private arm(): void {
